@@ -1,0 +1,143 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "swift-managed-identity",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ManagedIdentity", targets: ["ManagedIdentity"]),
+        .library(name: "ManagedIdentityFileCache", targets: ["ManagedIdentityFileCache"]),
+        .library(name: "ManagedIdentitySQLiteCache", targets: ["ManagedIdentitySQLiteCache"]),
+        .library(name: "ManagedIdentityEmulator", targets: ["ManagedIdentityEmulator"]),
+        .library(name: "ManagedIdentityCacheConformance", targets: ["ManagedIdentityCacheConformance"]),
+        .executable(name: "managed-identity", targets: ["ManagedIdentityCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        .target(
+            name: "ManagedIdentity",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ManagedIdentityFileCache",
+            dependencies: [
+                "ManagedIdentity",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ManagedIdentitySQLiteCache",
+            dependencies: [
+                "ManagedIdentity",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ManagedIdentityEmulator",
+            dependencies: [
+                "ManagedIdentity",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ManagedIdentityCacheConformance",
+            dependencies: ["ManagedIdentity"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ManagedIdentityCLI",
+            dependencies: [
+                "ManagedIdentity",
+                "ManagedIdentityFileCache",
+                "ManagedIdentitySQLiteCache",
+                "ManagedIdentityEmulator",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Drives the persistent backends from many real processes in the cross-process and crash tests.
+        .executableTarget(
+            name: "CacheStressTool",
+            dependencies: [
+                "ManagedIdentity",
+                "ManagedIdentityFileCache",
+                "ManagedIdentitySQLiteCache",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManagedIdentityTests",
+            dependencies: [
+                "ManagedIdentity",
+                "ManagedIdentityCacheConformance",
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManagedIdentityFileCacheTests",
+            dependencies: ["ManagedIdentity", "ManagedIdentityFileCache", "ManagedIdentityCacheConformance"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManagedIdentitySQLiteCacheTests",
+            dependencies: [
+                "ManagedIdentity", "ManagedIdentitySQLiteCache", "ManagedIdentityCacheConformance",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManagedIdentityEmulatorTests",
+            dependencies: ["ManagedIdentity", "ManagedIdentityEmulator"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ManagedIdentityCLITests",
+            dependencies: ["ManagedIdentity", "ManagedIdentityEmulator"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

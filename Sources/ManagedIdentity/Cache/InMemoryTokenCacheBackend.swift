@@ -1,0 +1,47 @@
+import Foundation
+import Synchronization
+
+/// A backend that keeps partitions in memory, shared by every ``TokenCache`` that uses it: the
+/// reference implementation of the hook contract, and a way for several caches in one process to
+/// see each other's tokens.
+///
+/// Writes are merged (the written entry replaces its key in the stored partition) rather than
+/// overwriting the whole partition, so concurrent writers of one partition lose nothing.
+public final class InMemoryTokenCacheBackend: TokenCacheBackend {
+    private struct Stored {
+        var generation: UInt64
+        var entries: [TokenCacheEntryKey: TokenCacheEntry]
+    }
+
+    private let stored = Mutex<[TokenCachePartitionKey: Stored]>([:])
+    private let generations = Atomic<UInt64>(0)
+
+    public init() {}
+
+    public func beforeAccess(_ notification: TokenCacheNotification) async throws {
+        let current = stored.withLock { $0[notification.partitionKey] }
+        guard let current else { return }
+        let version = TokenCacheVersion(current.generation)
+        if notification.serializer.loadedVersion != version {
+            notification.serializer.replaceEntries(Array(current.entries.values), version: version)
+        }
+    }
+
+    public func afterAccess(_ notification: TokenCacheNotification) async throws {
+        guard notification.hasStateChanged else { return }
+        let generation = generations.add(1, ordering: .relaxed).newValue
+        let merged = stored.withLock { stored -> [TokenCacheEntry] in
+            var partition = stored[notification.partitionKey]?.entries ?? [:]
+            for key in notification.removedEntries { partition[key] = nil }
+            if let written = notification.writtenEntry { partition[written.key] = written }
+            stored[notification.partitionKey] = Stored(generation: generation, entries: partition)
+            return Array(partition.values)
+        }
+        notification.serializer.replaceEntries(merged, version: TokenCacheVersion(generation))
+    }
+
+    /// The number of entries stored across partitions.
+    public var count: Int {
+        stored.withLock { $0.values.reduce(0) { $0 + $1.entries.count } }
+    }
+}

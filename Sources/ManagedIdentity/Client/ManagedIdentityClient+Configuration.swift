@@ -1,0 +1,72 @@
+import Foundation
+
+extension ManagedIdentityClient {
+    /// How a client finds its source and behaves.
+    public struct Configuration: Sendable {
+        /// The source to use; `nil` detects it from ``environment`` (MSAL.NET's precedence).
+        public var source: ManagedIdentitySource?
+        /// The environment detection and the sources read.
+        public var environment: ManagedIdentityEnvironment
+        /// Client capabilities (such as `cp1`), sent to Service Fabric as `xms_cc`.
+        public var clientCapabilities: [String]
+        /// The Service Fabric api-version.
+        public var serviceFabricAPIVersion: ServiceFabricAPIVersion
+        /// How long one HTTP exchange may take.
+        public var requestTimeout: Duration
+        /// Whether failed requests are retried per the source's policy.
+        public var retriesEnabled: Bool
+        /// A cached token is served only while it is valid for longer than this (MSAL: 5 minutes).
+        public var expiryMargin: Duration
+        /// The time source: wall clock for expiry, sleeping between retries.
+        public var clock: any ManagedIdentityClock
+        /// The directory Azure Arc key files must be in. `nil` means the platform's
+        /// (`/var/opt/azcmagent/tokens` on Linux). Only code can set it: no environment variable does,
+        /// so an attacker who controls the environment cannot point the client at other files.
+        public var arcKeyDirectory: String?
+        /// What tells this host from others in the partition key of the system-assigned identity.
+        /// `nil` uses the host name and `/etc/machine-id`.
+        public var hostDiscriminator: String?
+
+        public init(
+            source: ManagedIdentitySource? = nil,
+            environment: ManagedIdentityEnvironment = .current,
+            clientCapabilities: [String] = [],
+            serviceFabricAPIVersion: ServiceFabricAPIVersion = .v2020_05_01,
+            requestTimeout: Duration = .seconds(30),
+            retriesEnabled: Bool = true,
+            expiryMargin: Duration = .seconds(300),
+            clock: any ManagedIdentityClock = SystemClock(),
+            arcKeyDirectory: String? = nil,
+            hostDiscriminator: String? = nil
+        ) {
+            self.source = source
+            self.environment = environment
+            self.clientCapabilities = clientCapabilities
+            self.serviceFabricAPIVersion = serviceFabricAPIVersion
+            self.requestTimeout = requestTimeout
+            self.retriesEnabled = retriesEnabled
+            self.expiryMargin = expiryMargin
+            self.clock = clock
+            self.arcKeyDirectory = arcKeyDirectory
+            self.hostDiscriminator = hostDiscriminator
+        }
+    }
+
+    /// This host's discriminator: its name and its machine id, which together tell apart hosts that
+    /// share a cache directory or database (containers from one image share a machine id; their
+    /// host names differ).
+    static let defaultHostDiscriminator: String = {
+        var name = [UInt8](repeating: 0, count: 256)
+        let hostName =
+            name.withUnsafeMutableBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { chars in
+                    guard let base = chars.baseAddress else { return -1 }
+                    return gethostname(base, chars.count)
+                }
+            } == 0 ? String(decoding: name.prefix { $0 != 0 }, as: UTF8.self) : "" 
+        let machineID =
+            (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return hostName + "|" + machineID
+    }()
+}

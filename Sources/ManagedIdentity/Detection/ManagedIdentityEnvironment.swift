@@ -1,0 +1,97 @@
+import Foundation
+
+/// A snapshot of what source detection reads: the process environment and whether the Azure Arc
+/// agent is installed.
+///
+/// Detection is a pure function of this value, so it is cheap, can be re-run, and tests can build
+/// any environment without touching the process's own.
+public struct ManagedIdentityEnvironment: Sendable {
+    /// The environment variables.
+    public var variables: [String: String]
+    /// Whether the Azure Arc agent binary (`/opt/azcmagent/bin/himds` on Linux) exists.
+    public var arcAgentInstalled: Bool
+
+    /// Creates an environment from explicit values.
+    public init(variables: [String: String], arcAgentInstalled: Bool = false) {
+        self.variables = variables
+        self.arcAgentInstalled = arcAgentInstalled
+    }
+
+    /// The process's environment, and the Arc agent's presence on this machine.
+    public static var current: ManagedIdentityEnvironment {
+        ManagedIdentityEnvironment(
+            variables: ProcessInfo.processInfo.environment,
+            arcAgentInstalled: FileManager.default.fileExists(atPath: Self.arcAgentBinaryPath)
+        )
+    }
+
+    /// Where the Azure Arc Connected Machine agent installs its metadata service binary.
+    public static var arcAgentBinaryPath: String {
+        #if os(Windows)
+        let programFiles = ProcessInfo.processInfo.environment["ProgramFiles"] ?? "C:\\Program Files"
+        return programFiles + "\\AzureConnectedMachineAgent\\himds.exe"
+        #else
+        return "/opt/azcmagent/bin/himds"
+        #endif
+    }
+
+    /// A variable's value when it is set and not empty; MSAL.NET treats an empty value as unset.
+    func value(_ name: String) -> String? {
+        guard let value = variables[name], !value.isEmpty else { return nil }
+        return value
+    }
+}
+
+/// The names of the environment variables managed identity sources set.
+public enum ManagedIdentityVariable {
+    public static let identityEndpoint = "IDENTITY_ENDPOINT"
+    public static let identityHeader = "IDENTITY_HEADER"
+    public static let identityServerThumbprint = "IDENTITY_SERVER_THUMBPRINT"
+    public static let imdsEndpoint = "IMDS_ENDPOINT"
+    public static let msiEndpoint = "MSI_ENDPOINT"
+    public static let msiSecret = "MSI_SECRET"
+    public static let defaultIdentityClientID = "DEFAULT_IDENTITY_CLIENT_ID"
+    public static let podIdentityAuthorityHost = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
+
+    /// Every variable detection looks at, in the order it looks.
+    public static let all = [
+        identityEndpoint, identityHeader, identityServerThumbprint, msiEndpoint, msiSecret,
+        imdsEndpoint, defaultIdentityClientID, podIdentityAuthorityHost,
+    ]
+}
+
+extension ManagedIdentitySource {
+    /// Detects the source a host offers from its environment, with MSAL.NET's precedence:
+    /// Service Fabric, App Service, Machine Learning, Cloud Shell, Azure Arc, then IMDS.
+    ///
+    /// Only presence is checked here; the values are validated when a client is created.
+    public static func detect(in environment: ManagedIdentityEnvironment = .current) -> ManagedIdentitySource {
+        typealias V = ManagedIdentityVariable
+        if environment.value(V.identityEndpoint) != nil, environment.value(V.identityHeader) != nil {
+            return environment.value(V.identityServerThumbprint) != nil ? .serviceFabric : .appService
+        }
+        if environment.value(V.msiEndpoint) != nil {
+            return environment.value(V.msiSecret) != nil ? .machineLearning : .cloudShell
+        }
+        if environment.value(V.identityEndpoint) != nil, environment.value(V.imdsEndpoint) != nil {
+            return .azureArc
+        }
+        if environment.arcAgentInstalled {
+            return .azureArc
+        }
+        return .imds
+    }
+
+    /// The variables this source reads, for error messages that tell the user what to set.
+    public var variables: [String] {
+        typealias V = ManagedIdentityVariable
+        switch self {
+        case .imds: return [V.podIdentityAuthorityHost]
+        case .appService: return [V.identityEndpoint, V.identityHeader]
+        case .machineLearning: return [V.msiEndpoint, V.msiSecret, V.defaultIdentityClientID]
+        case .cloudShell: return [V.msiEndpoint]
+        case .azureArc: return [V.identityEndpoint, V.imdsEndpoint]
+        case .serviceFabric: return [V.identityEndpoint, V.identityHeader, V.identityServerThumbprint]
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Testing
+
+@testable import ManagedIdentity
+
+/// TV-20: which source the environment selects, with MSAL.NET's precedence.
+struct SourceDetectionTests {
+    @Test(arguments: [
+        (["IDENTITY_ENDPOINT": "https://x", "IDENTITY_HEADER": "h", "IDENTITY_SERVER_THUMBPRINT": "t"], false, ManagedIdentitySource.serviceFabric),
+        (["IDENTITY_ENDPOINT": "http://x", "IDENTITY_HEADER": "h"], false, .appService),
+        (["IDENTITY_ENDPOINT": "http://x", "IDENTITY_HEADER": "h", "MSI_ENDPOINT": "http://m", "MSI_SECRET": "s"], false, .appService),
+        (["MSI_ENDPOINT": "http://m", "MSI_SECRET": "s"], false, .machineLearning),
+        (["MSI_ENDPOINT": "http://m"], false, .cloudShell),
+        (["IDENTITY_ENDPOINT": "http://x", "IMDS_ENDPOINT": "http://i"], false, .azureArc),
+        ([:], true, .azureArc),
+        (["AZUREPS_HOST_ENVIRONMENT": "cloud-shell-foo"], false, .imds),
+        ([:], false, .imds),
+        // MSAL.NET treats an empty value as unset.
+        (["IDENTITY_ENDPOINT": "", "IDENTITY_HEADER": "h"], false, .imds),
+        (["MSI_ENDPOINT": "http://m", "MSI_SECRET": ""], false, .cloudShell),
+        // Cloud Shell comes before Arc in MSAL.NET.
+        (["MSI_ENDPOINT": "http://m", "IDENTITY_ENDPOINT": "http://x", "IMDS_ENDPOINT": "http://i"], false, .cloudShell),
+    ] as [([String: String], Bool, ManagedIdentitySource)])
+    func detection(variables: [String: String], arcAgent: Bool, expected: ManagedIdentitySource) {
+        let environment = ManagedIdentityEnvironment(variables: variables, arcAgentInstalled: arcAgent)
+        #expect(ManagedIdentitySource.detect(in: environment) == expected)
+    }
+
+    @Test func detectionCanBeRerunOnAChangedEnvironment() {
+        var environment = ManagedIdentityEnvironment(variables: [:])
+        #expect(ManagedIdentitySource.detect(in: environment) == .imds)
+        environment.variables["MSI_ENDPOINT"] = "http://m"
+        #expect(ManagedIdentitySource.detect(in: environment) == .cloudShell)
+    }
+
+    @Test func arcDetectedByAgentBinaryUsesTheAgentsDefaultEndpoint() throws {
+        let transport = FakeTransport(responses: [.token()])
+        let client = try makeClient(environment: TestEnvironment.make(arc: true), transport: transport)
+        #expect(client.source == .azureArc)
+        #expect(client.partitionDescriptor.endpoint == "http://127.0.0.1:40342/metadata/identity/oauth2/token")
+    }
+
+    @Test func anExplicitSourceWithoutItsVariablesNamesThem() {
+        #expect {
+            try makeClient(environment: TestEnvironment.make(), source: .appService, transport: FakeTransport(responses: []))
+        } throws: { error in
+            let error = try #require(error as? ManagedIdentityError)
+            return error.code == .missingEnvironmentVariable && error.message.contains("IDENTITY_ENDPOINT")
+        }
+    }
+
+    @Test func anExplicitSourceOverridesDetection() throws {
+        var variables = TestEnvironment.appService
+        variables["MSI_ENDPOINT"] = "http://127.0.0.1:9/token"
+        let client = try makeClient(
+            environment: TestEnvironment.make(variables), source: .cloudShell, transport: FakeTransport(responses: []))
+        #expect(client.source == .cloudShell)
+    }
+}
