@@ -96,10 +96,12 @@ struct TokenAcquirer: Sendable {
     private func unreachable(_ error: HTTPTransportError) -> ManagedIdentityError {
         var message = "[Managed Identity] \(error.message)"
         if endpoint.source == .imds && sourceWasDetected {
-            message += " No managed identity environment variable is set (looked for "
-                + ManagedIdentityVariable.all.joined(separator: ", ")
-                + "), so the Azure Instance Metadata Service was tried; this host may not be an Azure VM, "
-                + "or its identity endpoint may be blocked."
+            let sourceVariables = ManagedIdentityVariable.all.filter { $0 != ManagedIdentityVariable.podIdentityAuthorityHost }
+            message += " No managed identity source variable is set (looked for "
+                + sourceVariables.joined(separator: ", ") + "), so the Azure Instance Metadata Service was tried"
+            message += endpoint.endpoint.host == IMDSEndpoint.defaultBase.host
+                ? "; this host may not be an Azure VM, or its identity endpoint may be blocked."
+                : " at \(endpoint.endpoint.scheme)://\(endpoint.endpoint.host) (from AZURE_POD_IDENTITY_AUTHORITY_HOST)."
         } else if error.kind == .certificatePinMismatch {
             message += " Check that IDENTITY_SERVER_THUMBPRINT is the thumbprint of the cluster's certificate."
         }

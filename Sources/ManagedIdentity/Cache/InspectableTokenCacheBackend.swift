@@ -1,0 +1,69 @@
+import Foundation
+
+/// A backend whose stored tokens can be listed and purged, by the command-line tool for example.
+/// Listings never include the tokens themselves.
+public protocol InspectableTokenCacheBackend: TokenCacheBackend {
+    /// Every stored partition with its entries, without the tokens.
+    func storedPartitions() async throws -> [StoredTokenCachePartition]
+    /// Removes stored entries: the expired ones, or all.
+    /// - Returns: how many entries were removed.
+    func purge(expiredOnly: Bool) async throws -> Int
+}
+
+/// A stored partition, as listed.
+public struct StoredTokenCachePartition: Sendable, Hashable {
+    public var descriptor: TokenCachePartitionDescriptor
+    public var entries: [StoredTokenCacheEntry]
+
+    public init(descriptor: TokenCachePartitionDescriptor, entries: [StoredTokenCacheEntry]) {
+        self.descriptor = descriptor
+        self.entries = entries
+    }
+}
+
+/// A stored entry, as listed: everything but the token.
+public struct StoredTokenCacheEntry: Sendable, Hashable {
+    public var resource: String
+    public var tokenType: String
+    public var expiresOn: Date
+    public var refreshOn: Date?
+    public var cachedAt: Date
+
+    public init(_ entry: TokenCacheEntry) {
+        resource = entry.resource
+        tokenType = entry.tokenType
+        expiresOn = entry.expiresOn
+        refreshOn = entry.refreshOn
+        cachedAt = entry.cachedAt
+    }
+}
+
+extension TokenCacheEntry {
+    /// Applies a write to a stored partition: removes what the write removed, stores the written entry
+    /// (unless the stored one is newer), drops expired entries, and evicts the entries closest to
+    /// expiry beyond `cap`. Backends call it on the copy they read under their lock.
+    public static func merge(
+        stored: [TokenCacheEntry], notification: TokenCacheNotification, now: Date, cap: Int
+    ) -> [TokenCacheEntry] {
+        var byKey: [TokenCacheEntryKey: TokenCacheEntry] = [:]
+        for entry in stored where entry.partitionKey == notification.partitionKey {
+            byKey[entry.key] = entry
+        }
+        for key in notification.removedEntries where key != notification.writtenEntry?.key {
+            byKey[key] = nil
+        }
+        if let written = notification.writtenEntry {
+            if let existing = byKey[written.key], existing.cachedAt > written.cachedAt {
+                // Another process stored a newer token meanwhile; keep it.
+            } else {
+                byKey[written.key] = written
+            }
+        }
+        var merged = byKey.values.filter { $0.expiresOn > now }
+        if merged.count > cap {
+            merged.sort { $0.expiresOn > $1.expiresOn }
+            merged.removeLast(merged.count - max(cap, 1))
+        }
+        return merged
+    }
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ManagedIdentity
+import ManagedIdentityEmulator
+import ServiceLifecycle
+import UnixSignals
+
+struct EmulatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "emulator",
+        abstract: "Run a strict local emulator of one managed identity source until stopped.",
+        discussion: """
+            Prints one JSON line when ready, with the endpoint and the environment variables a client needs.
+            Binds to 127.0.0.1 only. Faults can also be changed while it runs:
+              curl -X POST http://127.0.0.1:PORT/__emulator/faults -d '{"fail_next":2,"status":503}'
+              curl http://127.0.0.1:PORT/__emulator/stats
+            """
+    )
+
+    @Option(help: "The source to emulate: \(ManagedIdentitySource.allValueStrings.joined(separator: ", ")).")
+    var source: ManagedIdentitySource = .imds
+
+    @Option(help: "The port to listen on; 0 picks a free one.")
+    var port: Int = 0
+
+    @Option(help: "Write the environment as export NAME='value' lines to this file.")
+    var envFile: String?
+
+    @Option(help: "Where Azure Arc key files are written (default: /var/opt/azcmagent/tokens, as a real agent).")
+    var arcKeyDir: String?
+
+    @Option(help: "The lifetime of issued tokens, in seconds.")
+    var lifetime: Int = 3600
+
+    @Option(help: "Add refresh_in (seconds) to responses.")
+    var refreshIn: Int?
+
+    @Option(help: "How expires_on is written: \(ExpiresOnFormat.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var expiresOnFormat: ExpiresOnFormat = .sourceDefault
+
+    @Option(help: "Fail this many of the next token requests.")
+    var failNext: Int = 0
+
+    @Option(help: "The status of injected failures.")
+    var failStatus: Int = 500
+
+    @Option(help: "The Retry-After header of injected failures.")
+    var retryAfter: String?
+
+    @Option(help: "Answer this many of the next token requests with malformed JSON.")
+    var malformedJSONNext: Int = 0
+
+    @Option(help: "Wait this many milliseconds before answering each request.")
+    var delayMs: Int = 0
+
+    @Option(help: "The secret clients must send (default: random).")
+    var secret: String?
+
+    @Flag(help: "Log requests on stderr (never a token or a secret).")
+    var verbose = false
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+        guard lifetime > 0 else { throw ValidationError("--lifetime must be positive.") }
+    }
+
+    func run() async throws {
+        let logger = makeLogger(verbose: verbose)
+        do {
+            let emulator = try ManagedIdentityEmulator(
+                configuration: EmulatorConfiguration(
+                    source: source, port: port, arcKeyDirectory: arcKeyDir, secret: secret, tokenLifetime: lifetime,
+                    expiresOnFormat: expiresOnFormat, refreshIn: refreshIn),
+                logger: logger)
+            emulator.inject(
+                EmulatorFaults(
+                    failNext: failNext, status: failStatus, retryAfter: retryAfter, malformedJSONNext: malformedJSONNext,
+                    delayMilliseconds: delayMs))
+            let service = EmulatorService(emulator: emulator, envFile: envFile)
+            let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+        } catch {
+            reportAndExit(error)
+        }
+    }
+}
+
+/// Runs the emulator until a graceful shutdown (SIGINT or SIGTERM).
+struct EmulatorService: Service {
+    let emulator: ManagedIdentityEmulator
+    let envFile: String?
+
+    func run() async throws {
+        try await emulator.start()
+        if let envFile {
+            try emulator.exportLines.write(toFile: envFile, atomically: true, encoding: .utf8)
+        }
+        print(readyLine)
+        fflushStandardOutput()
+        try? await gracefulShutdown()
+        await emulator.stop()
+    }
+
+    var readyLine: String {
+        let ready = ReadyLine(
+            event: "ready", source: emulator.configuration.source.rawValue, endpoint: emulator.endpoint,
+            port: emulator.port, environment: emulator.environment, thumbprint: emulator.thumbprint,
+            arcKeyDirectory: emulator.arcKeyDirectory, identities: emulator.configuration.identities)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(ready), as: UTF8.self)) ?? #"{"event":"ready"}"#
+    }
+
+    struct ReadyLine: Encodable {
+        var event: String
+        var source: String
+        var endpoint: String
+        var port: Int
+        var environment: [String: String]
+        var thumbprint: String?
+        var arcKeyDirectory: String?
+        var identities: [EmulatedIdentity]
+
+        enum CodingKeys: String, CodingKey {
+            case event, source, endpoint, port, environment, thumbprint, identities
+            case arcKeyDirectory = "arc_key_directory"
+        }
+    }
+}
+
+func fflushStandardOutput() {
+    FileHandle.standardOutput.synchronizeFile()
+}
+
+extension ExpiresOnFormat: ExpressibleByArgument {}

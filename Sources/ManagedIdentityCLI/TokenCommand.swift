@@ -1,0 +1,199 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ManagedIdentity
+import ManagedIdentityEmulator
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Get a token for a resource, from the cache or from the host's managed identity source.",
+        discussion: """
+            The source is detected from the environment as MSAL.NET does (Service Fabric, App Service,
+            Machine Learning, Cloud Shell, Azure Arc, then IMDS). With --emulator, a local emulator of the
+            source is started in this process and the client is pointed at it.
+            """
+    )
+
+    @Option(help: "The resource, or a scope ending in /.default.")
+    var resource: String
+
+    @Option(name: .customLong("client-id"), help: "Use the user-assigned identity with this client id.")
+    var clientID: String?
+
+    @Option(name: .customLong("object-id"), help: "Use the user-assigned identity with this object (principal) id.")
+    var objectID: String?
+
+    @Option(name: .customLong("resource-id"), help: "Use the user-assigned identity with this ARM resource id.")
+    var resourceID: String?
+
+    @Option(help: "The managed identity source, instead of detecting it: \(ManagedIdentitySource.allValueStrings.joined(separator: ", ")).")
+    var source: ManagedIdentitySource?
+
+    @OptionGroup var cacheOptions: CacheOptions
+
+    @Flag(help: "Ask the endpoint even when the cache holds a valid token.")
+    var forceRefresh = false
+
+    @Flag(help: "Start an emulator of the source in this process and use it (no Azure needed).")
+    var emulator = false
+
+    @Option(help: "What to print: json (the token and its details) or token (the token alone).")
+    var output: OutputFormat = .json
+
+    @Option(help: "The directory Azure Arc key files must be in (default: the platform's).")
+    var arcKeyDir: String?
+
+    @Option(help: "Seconds one HTTP exchange may take.")
+    var timeout: Int = 30
+
+    @Flag(help: "Log what happens on stderr (never a token or a secret).")
+    var verbose = false
+
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+        case json, token
+    }
+
+    var identity: ManagedIdentityID {
+        if let clientID { return .clientID(clientID) }
+        if let objectID { return .objectID(objectID) }
+        if let resourceID { return .resourceID(resourceID) }
+        return .systemAssigned
+    }
+
+    func validate() throws {
+        if [clientID, objectID, resourceID].compactMap({ $0 }).count > 1 {
+            throw ValidationError("Give at most one of --client-id, --object-id and --resource-id.")
+        }
+        if timeout < 1 { throw ValidationError("--timeout must be at least 1 second.") }
+    }
+
+    func run() async throws {
+        let logger = makeLogger(verbose: verbose)
+        do {
+            let backend = try cacheOptions.openBackend()
+            let cache = backend.map { TokenCache(backend: $0) } ?? TokenCache()
+            let token: AccessToken
+            if emulator {
+                token = try await withEmulator(logger: logger) { environment, keyDirectory in
+                    try await fetch(environment: environment, arcKeyDirectory: keyDirectory, cache: cache, logger: logger)
+                }
+            } else {
+                token = try await fetch(environment: .current, arcKeyDirectory: arcKeyDir, cache: cache, logger: logger)
+            }
+            print(try render(token))
+        } catch let error as ManagedIdentityError where error.code == .unreachableNetwork && !emulator {
+            var hinted = error
+            hinted.message += " To try without Azure, run the same command with --emulator."
+            reportAndExit(hinted)
+        } catch {
+            reportAndExit(error)
+        }
+    }
+
+    private func fetch(
+        environment: ManagedIdentityEnvironment, arcKeyDirectory: String?, cache: TokenCache, logger: Logger
+    ) async throws -> AccessToken {
+        let client = try ManagedIdentityClient(
+            identity: identity,
+            configuration: .init(
+                source: source, environment: environment, requestTimeout: .seconds(timeout),
+                arcKeyDirectory: arcKeyDirectory),
+            cache: cache,
+            logger: logger)
+        return try await client.token(for: resource, options: TokenRequestOptions(forceRefresh: forceRefresh))
+    }
+
+    /// Runs `body` against an in-process emulator of the chosen source, on a fixed port per source so a
+    /// second run finds the first run's tokens in the cache.
+    private func withEmulator<Result: Sendable>(
+        logger: Logger, _ body: (ManagedIdentityEnvironment, String?) async throws -> Result
+    ) async throws -> Result {
+        let source = source ?? .imds
+        let port = 47_580 + (ManagedIdentitySource.allCases.firstIndex(of: source) ?? 0)
+        let keyDirectory = arcKeyDir ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("managed-identity-emulator-\(getuid())/tokens").path
+        func configuration(port: Int) -> EmulatorConfiguration {
+            EmulatorConfiguration(source: source, port: port, arcKeyDirectory: keyDirectory)
+        }
+        var emulator = try ManagedIdentityEmulator(configuration: configuration(port: port), logger: logger)
+        do {
+            try await emulator.start()
+        } catch {
+            // Another emulator holds the port; a free one works, though the cache cannot be reused across runs.
+            logger.notice("emulator port \(port) is busy; using a free port")
+            emulator = try ManagedIdentityEmulator(configuration: configuration(port: 0), logger: logger)
+            try await emulator.start()
+        }
+        do {
+            let result = try await body(
+                ManagedIdentityEnvironment(variables: emulator.environment), emulator.arcKeyDirectory)
+            await emulator.stop()
+            return result
+        } catch {
+            await emulator.stop()
+            throw error
+        }
+    }
+
+    private func render(_ token: AccessToken) throws -> String {
+        switch output {
+        case .token:
+            return token.token
+        case .json:
+            let output = TokenOutput(
+                accessToken: token.token,
+                expiresOn: Int64(token.expiresOn.timeIntervalSince1970),
+                refreshOn: token.refreshOn.map { Int64($0.timeIntervalSince1970) },
+                tokenType: token.tokenType,
+                resource: token.resource,
+                source: token.managedIdentitySource.rawValue,
+                tokenSource: token.tokenSource.rawValue,
+                cache: cacheOptions.cache.description)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return String(decoding: try encoder.encode(output), as: UTF8.self)
+        }
+    }
+
+    struct TokenOutput: Encodable {
+        var accessToken: String
+        var expiresOn: Int64
+        var refreshOn: Int64?
+        var tokenType: String
+        var resource: String
+        var source: String
+        var tokenSource: String
+        var cache: String
+
+        enum CodingKeys: String, CodingKey {
+            case accessToken = "access_token"
+            case expiresOn = "expires_on"
+            case refreshOn = "refresh_on"
+            case tokenType = "token_type"
+            case resource, source, cache
+            case tokenSource = "token_source"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(accessToken, forKey: .accessToken)
+            try container.encode(expiresOn, forKey: .expiresOn)
+            // Always present, null when the token needs no early refresh.
+            try container.encode(refreshOn, forKey: .refreshOn)
+            try container.encode(tokenType, forKey: .tokenType)
+            try container.encode(resource, forKey: .resource)
+            try container.encode(source, forKey: .source)
+            try container.encode(tokenSource, forKey: .tokenSource)
+            try container.encode(cache, forKey: .cache)
+        }
+    }
+}
+
+/// Logs to stderr at debug level with --verbose; otherwise nothing.
+func makeLogger(verbose: Bool) -> Logger {
+    guard verbose else { return Logger(label: "managed-identity", factory: { _ in SwiftLogNoOpLogHandler() }) }
+    var logger = Logger(label: "managed-identity", factory: { StreamLogHandler.standardError(label: $0) })
+    logger.logLevel = .debug
+    return logger
+}

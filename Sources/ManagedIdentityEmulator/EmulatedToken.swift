@@ -1,0 +1,79 @@
+import Foundation
+
+/// The claims of a token the emulator issues. Tokens are JWT-shaped (unsigned): tests decode them
+/// to tell a fresh token from a cached one (``serial``) and to catch a token served to the wrong
+/// identity or resource.
+public struct EmulatedTokenClaims: Sendable, Hashable, Codable {
+    /// The resource the token was issued for (`aud`).
+    public var audience: String
+    /// `system`, or `client_id:<id>` of the user-assigned identity.
+    public var identity: String
+    /// The identity's client id (`appid`) and object id (`oid`).
+    public var appID: String
+    public var objectID: String
+    /// The source that issued it.
+    public var source: String
+    /// A number that grows with every token the emulator issues.
+    public var serial: Int
+    public var issuedAt: Int
+    public var expiresAt: Int
+
+    enum CodingKeys: String, CodingKey {
+        case audience = "aud"
+        case identity = "mi_identity"
+        case appID = "appid"
+        case objectID = "oid"
+        case source = "mi_source"
+        case serial = "mi_serial"
+        case issuedAt = "iat"
+        case expiresAt = "exp"
+    }
+
+    /// The token text: `header.payload.signature`, base64url.
+    public var token: String {
+        let header = Array(#"{"alg":"none","typ":"JWT"}"#.utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let payload = (try? encoder.encode(self)).map(Array.init) ?? []
+        return Base64URL.encode(header) + "." + Base64URL.encode(payload) + "." + Base64URL.encode(Array("emulator".utf8))
+    }
+
+    /// Decodes the claims of a token the emulator issued.
+    /// - Returns: `nil` for anything else.
+    public init?(token: String) {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let payload = Base64URL.decode(parts[1]),
+            let claims = try? JSONDecoder().decode(EmulatedTokenClaims.self, from: Data(payload))
+        else { return nil }
+        self = claims
+    }
+
+    public init(
+        audience: String, identity: String, appID: String, objectID: String, source: String, serial: Int,
+        issuedAt: Int, expiresAt: Int
+    ) {
+        self.audience = audience
+        self.identity = identity
+        self.appID = appID
+        self.objectID = objectID
+        self.source = source
+        self.serial = serial
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
+}
+
+enum Base64URL {
+    static func encode(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ text: Substring) -> [UInt8]? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        return Data(base64Encoded: base64).map(Array.init)
+    }
+}

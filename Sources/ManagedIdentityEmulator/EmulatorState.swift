@@ -1,0 +1,173 @@
+import Foundation
+import Synchronization
+
+/// A request the emulator refused because the real service would refuse it.
+public struct EmulatorViolation: Sendable, Hashable, Codable {
+    /// Why the request is wrong.
+    public var reason: String
+    public var method: String
+    public var path: String
+}
+
+/// What an emulator has seen.
+public struct EmulatorStatistics: Sendable, Codable {
+    /// Every request received on the token path, including refused ones and Arc challenges.
+    public var requests: Int
+    /// Tokens issued.
+    public var tokensIssued: Int
+    /// Azure Arc challenges answered.
+    public var challenges: Int
+    /// Requests that reached the token stage, per identity label and resource (`label resource`).
+    public var requestsByIdentityAndResource: [String: Int]
+    /// Requests the real service would have refused.
+    public var violations: [EmulatorViolation]
+
+    enum CodingKeys: String, CodingKey {
+        case requests
+        case tokensIssued = "tokens_issued"
+        case challenges
+        case requestsByIdentityAndResource = "requests_by_identity_and_resource"
+        case violations
+    }
+}
+
+/// Faults to inject into the next responses.
+public struct EmulatorFaults: Sendable, Codable, Equatable {
+    /// Fail this many of the next token requests.
+    public var failNext: Int
+    /// The status of those failures (429, 404, 410, 500, 503, ...).
+    public var status: Int
+    /// The `Retry-After` header of those failures.
+    public var retryAfter: String?
+    /// Answer this many of the next token requests with a 200 whose body is not JSON.
+    public var malformedJSONNext: Int
+    /// Wait this long before answering every request.
+    public var delayMilliseconds: Int
+
+    public init(failNext: Int = 0, status: Int = 500, retryAfter: String? = nil, malformedJSONNext: Int = 0, delayMilliseconds: Int = 0) {
+        self.failNext = failNext
+        self.status = status
+        self.retryAfter = retryAfter
+        self.malformedJSONNext = malformedJSONNext
+        self.delayMilliseconds = delayMilliseconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case failNext = "fail_next"
+        case status
+        case retryAfter = "retry_after"
+        case malformedJSONNext = "malformed_json_next"
+        case delayMilliseconds = "delay_ms"
+    }
+}
+
+/// The mutable part of an emulator: counts, faults, token settings and Azure Arc keys.
+final class EmulatorState: Sendable {
+    struct State {
+        var requests = 0
+        var tokensIssued = 0
+        var challenges = 0
+        var byIdentityAndResource: [String: Int] = [:]
+        var violations: [EmulatorViolation] = []
+        var faults = EmulatorFaults()
+        var serial = 0
+        var lifetime: Int
+        var expiresOnFormat: ExpiresOnFormat
+        var refreshIn: Int?
+        /// Issued Arc keys and when they stop being accepted.
+        var arcKeys: [String: (path: String, expires: Date)] = [:]
+    }
+
+    enum Fault {
+        case fail(status: Int, retryAfter: String?)
+        case malformedJSON
+    }
+
+    let state: Mutex<State>
+
+    init(configuration: EmulatorConfiguration) {
+        state = Mutex(
+            State(
+                lifetime: configuration.tokenLifetime, expiresOnFormat: configuration.expiresOnFormat,
+                refreshIn: configuration.refreshIn))
+    }
+
+    func countRequest() { state.withLock { $0.requests += 1 } }
+
+    func recordViolation(_ violation: EmulatorViolation) { state.withLock { $0.violations.append(violation) } }
+
+    func countChallenge() { state.withLock { $0.challenges += 1 } }
+
+    /// Counts a request that reached the token stage and takes the next injected fault, if any.
+    func admit(identity: String, resource: String) -> Fault? {
+        state.withLock { state in
+            state.byIdentityAndResource[identity + " " + resource, default: 0] += 1
+            if state.faults.failNext > 0 {
+                state.faults.failNext -= 1
+                return .fail(status: state.faults.status, retryAfter: state.faults.retryAfter)
+            }
+            if state.faults.malformedJSONNext > 0 {
+                state.faults.malformedJSONNext -= 1
+                return .malformedJSON
+            }
+            return nil
+        }
+    }
+
+    /// The settings of the next token, and its serial number.
+    func nextToken() -> (serial: Int, lifetime: Int, format: ExpiresOnFormat, refreshIn: Int?) {
+        state.withLock { state in
+            state.serial += 1
+            state.tokensIssued += 1
+            return (state.serial, state.lifetime, state.expiresOnFormat, state.refreshIn)
+        }
+    }
+
+    var delay: Int { state.withLock { $0.faults.delayMilliseconds } }
+
+    var statistics: EmulatorStatistics {
+        state.withLock {
+            EmulatorStatistics(
+                requests: $0.requests, tokensIssued: $0.tokensIssued, challenges: $0.challenges,
+                requestsByIdentityAndResource: $0.byIdentityAndResource, violations: $0.violations)
+        }
+    }
+
+    func setFaults(_ faults: EmulatorFaults) { state.withLock { $0.faults = faults } }
+
+    func setTokenSettings(lifetime: Int?, format: ExpiresOnFormat?, refreshIn: Int??) {
+        state.withLock { state in
+            if let lifetime { state.lifetime = lifetime }
+            if let format { state.expiresOnFormat = format }
+            if let refreshIn { state.refreshIn = refreshIn }
+        }
+    }
+
+    func resetCounts() {
+        state.withLock { state in
+            state.requests = 0
+            state.tokensIssued = 0
+            state.challenges = 0
+            state.byIdentityAndResource = [:]
+            state.violations = []
+        }
+    }
+
+    func addArcKey(_ key: String, path: String, expires: Date) {
+        state.withLock { $0.arcKeys[key] = (path, expires) }
+    }
+
+    func isValidArcKey(_ key: String, now: Date) -> Bool {
+        state.withLock { state in
+            guard let entry = state.arcKeys[key] else { return false }
+            return entry.expires > now
+        }
+    }
+
+    func takeArcKeyFiles() -> [String] {
+        state.withLock { state in
+            defer { state.arcKeys.removeAll() }
+            return state.arcKeys.values.map(\.path)
+        }
+    }
+}

@@ -1,0 +1,269 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import ManagedIdentity
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+import Synchronization
+
+/// A local, strict emulator of one managed identity source, for tests, demos and running without Azure.
+///
+/// It binds to 127.0.0.1 only, plays the chosen source's protocol (Service Fabric over HTTPS with a
+/// self-signed certificate it reports the thumbprint of), issues JWT-shaped tokens naming the
+/// identity, resource and a serial number, counts requests per identity and resource, injects faults,
+/// and records every request the real service would refuse as a violation.
+///
+/// ```swift
+/// try await ManagedIdentityEmulator.withRunning(EmulatorConfiguration(source: .appService)) { emulator in
+///     let client = try ManagedIdentityClient(
+///         configuration: .init(environment: ManagedIdentityEnvironment(variables: emulator.environment)))
+///     let token = try await client.token(for: "https://vault.azure.net")
+/// }
+/// ```
+public final class ManagedIdentityEmulator: Sendable {
+    /// How the emulator plays its source.
+    public let configuration: EmulatorConfiguration
+    /// The secret clients must send (`IDENTITY_HEADER` or `MSI_SECRET`).
+    public let secret: String
+    /// The directory Azure Arc key files are written to.
+    public let arcKeyDirectory: String?
+
+    let state: EmulatorState
+    private let certificate: SelfSignedCertificate?
+    private let logger: Logger
+    private let running = Mutex<Running?>(nil)
+
+    private struct Running {
+        var port: Int
+        var group: ServiceGroup
+        var task: Task<Void, any Error>
+    }
+
+    /// Creates an emulator; ``start()`` binds it.
+    public init(configuration: EmulatorConfiguration, logger: Logger? = nil) throws {
+        self.configuration = configuration
+        self.secret = configuration.secret ?? ArcKeyFiles.randomKey()
+        self.arcKeyDirectory =
+            configuration.source == .azureArc ? (configuration.arcKeyDirectory ?? "/var/opt/azcmagent/tokens") : nil
+        self.state = EmulatorState(configuration: configuration)
+        self.certificate = configuration.source == .serviceFabric ? try SelfSignedCertificate() : nil
+        self.logger = logger ?? Logger(label: "managed-identity-emulator", factory: { _ in SwiftLogNoOpLogHandler() })
+    }
+
+    /// Runs an emulator for the duration of `body`.
+    public static func withRunning<Result: Sendable>(
+        _ configuration: EmulatorConfiguration, logger: Logger? = nil,
+        _ body: (ManagedIdentityEmulator) async throws -> Result
+    ) async throws -> Result {
+        let emulator = try ManagedIdentityEmulator(configuration: configuration, logger: logger)
+        try await emulator.start()
+        do {
+            let result = try await body(emulator)
+            await emulator.stop()
+            return result
+        } catch {
+            await emulator.stop()
+            throw error
+        }
+    }
+
+    /// Binds 127.0.0.1 and starts serving; returns once the server listens.
+    public func start() async throws {
+        let handler = EmulatorRequestHandler(
+            configuration: configuration, state: state, secret: secret, arcKeyDirectory: arcKeyDirectory,
+            now: { Date() })
+        let responder = CallbackResponder<BasicRequestContext> { request, _ in
+            try await Self.respond(to: request, handler: handler)
+        }
+        let server: HTTPServerBuilder
+        if let certificate {
+            server = try .tls(
+                .http1(),
+                tlsConfiguration: TLSConfiguration.makeServerConfiguration(
+                    certificateChain: [.certificate(certificate.certificate)],
+                    privateKey: .privateKey(certificate.privateKey)))
+        } else {
+            server = .http1()
+        }
+        let (ready, readyContinuation) = AsyncStream<Int>.makeStream()
+        let app = Application(
+            responder: responder,
+            server: server,
+            configuration: ApplicationConfiguration(
+                address: .hostname("127.0.0.1", port: configuration.port), serverName: nil),
+            onServerRunning: { channel in
+                readyContinuation.yield(channel.localAddress?.port ?? 0)
+                readyContinuation.finish()
+            },
+            logger: logger
+        )
+        let group = ServiceGroup(services: [app], logger: logger)
+        let task = Task {
+            defer { readyContinuation.finish() }
+            try await group.run()
+        }
+        var port: Int?
+        for await value in ready { port = value }
+        guard let port, port > 0 else {
+            task.cancel()
+            _ = try await task.value
+            throw EmulatorError(message: "The emulator could not listen on 127.0.0.1:\(configuration.port).")
+        }
+        running.withLock { $0 = Running(port: port, group: group, task: task) }
+    }
+
+    /// Stops serving and removes the Azure Arc key files it wrote.
+    public func stop() async {
+        guard let current = running.withLock({ state -> Running? in
+            defer { state = nil }
+            return state
+        }) else { return }
+        await current.group.triggerGracefulShutdown()
+        _ = try? await current.task.value
+        for path in state.takeArcKeyFiles() { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    /// The port it listens on, once started.
+    public var port: Int { running.withLock { $0?.port ?? 0 } }
+
+    /// The token endpoint URL.
+    public var endpoint: String {
+        "\(configuration.source == .serviceFabric ? "https" : "http")://127.0.0.1:\(port)\(configuration.tokenPath)"
+    }
+
+    /// The SHA-1 thumbprint of the Service Fabric certificate.
+    public var thumbprint: String? { certificate?.thumbprint }
+
+    /// The environment variables a client on the emulated host would see.
+    public var environment: [String: String] {
+        let base = "http://127.0.0.1:\(port)"
+        switch configuration.source {
+        case .imds:
+            return [ManagedIdentityVariable.podIdentityAuthorityHost: base]
+        case .appService:
+            return [ManagedIdentityVariable.identityEndpoint: endpoint, ManagedIdentityVariable.identityHeader: secret]
+        case .machineLearning:
+            var variables = [ManagedIdentityVariable.msiEndpoint: endpoint, ManagedIdentityVariable.msiSecret: secret]
+            if let system = configuration.identities.first(where: \.isSystemAssigned) {
+                variables[ManagedIdentityVariable.defaultIdentityClientID] = system.clientID
+            }
+            return variables
+        case .cloudShell:
+            return [ManagedIdentityVariable.msiEndpoint: endpoint]
+        case .azureArc:
+            return [ManagedIdentityVariable.identityEndpoint: endpoint, ManagedIdentityVariable.imdsEndpoint: base]
+        case .serviceFabric:
+            return [
+                ManagedIdentityVariable.identityEndpoint: endpoint, ManagedIdentityVariable.identityHeader: secret,
+                ManagedIdentityVariable.identityServerThumbprint: thumbprint ?? "",
+            ]
+        }
+    }
+
+    /// The environment as `export NAME='value'` lines.
+    public var exportLines: String {
+        environment.sorted { $0.key < $1.key }
+            .map { "export \($0.key)='\($0.value.replacingOccurrences(of: "'", with: "'\\''"))'" }
+            .joined(separator: "\n") + "\n"
+    }
+
+    /// The environment as a JSON object.
+    public var environmentJSON: String {
+        JSONText.object(environment.sorted { $0.key < $1.key }.map { ($0.key, $0.value as Any) })
+    }
+
+    // MARK: Statistics and faults
+
+    /// What the emulator has seen.
+    public var statistics: EmulatorStatistics { state.statistics }
+
+    /// Requests that reached the token stage for one identity and resource.
+    public func requestCount(identity: EmulatedIdentity, resource: String) -> Int {
+        state.statistics.requestsByIdentityAndResource[identity.label + " " + resource] ?? 0
+    }
+
+    /// Requests the real service would have refused.
+    public var violations: [EmulatorViolation] { state.statistics.violations }
+
+    /// Sets the faults to inject into the next responses.
+    public func inject(_ faults: EmulatorFaults) { state.setFaults(faults) }
+
+    /// Makes the next `count` token requests fail.
+    public func failNext(_ count: Int, status: Int, retryAfter: String? = nil) {
+        inject(EmulatorFaults(failNext: count, status: status, retryAfter: retryAfter))
+    }
+
+    /// Changes how the next tokens are issued.
+    public func setTokenSettings(lifetime: Int? = nil, expiresOnFormat: ExpiresOnFormat? = nil, refreshIn: Int?? = nil) {
+        state.setTokenSettings(lifetime: lifetime, format: expiresOnFormat, refreshIn: refreshIn)
+    }
+
+    /// Forgets counts and violations.
+    public func resetStatistics() { state.resetCounts() }
+
+    // MARK: HTTP
+
+    static let controlPrefix = "/__emulator/"
+
+    private static func respond(to request: Request, handler: EmulatorRequestHandler) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 16)
+        let path = request.uri.path
+        if path.hasPrefix(controlPrefix) {
+            return try control(path: path, method: request.method.rawValue, body: Array(buffer: body), handler: handler)
+        }
+        let query = (request.uri.query.map { FormDecoding.decode($0) } ?? []) ?? []
+        let emulated = EmulatorRequest(
+            method: request.method.rawValue,
+            path: path,
+            query: query,
+            headers: request.headers.map { ($0.name.canonicalName, $0.value) },
+            body: Array(buffer: body))
+        let response = await handler.handle(emulated)
+        return makeResponse(response)
+    }
+
+    /// `GET /__emulator/stats`, `POST /__emulator/faults` (an ``EmulatorFaults`` JSON), `POST /__emulator/reset`.
+    private static func control(path: String, method: String, body: [UInt8], handler: EmulatorRequestHandler) throws -> Response {
+        switch (method, String(path.dropFirst(controlPrefix.count))) {
+        case ("GET", "stats"):
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let data = try encoder.encode(handler.state.statistics)
+            return makeResponse(EmulatorResponse(status: 200, headers: [("Content-Type", "application/json")], body: String(decoding: data, as: UTF8.self)))
+        case ("POST", "faults"):
+            guard let faults = try? JSONDecoder().decode(EmulatorFaults.self, from: Data(body)) else {
+                return makeResponse(EmulatorResponse(status: 400, body: #"{"error":"expected fail_next, status, retry_after, malformed_json_next, delay_ms"}"#))
+            }
+            handler.state.setFaults(faults)
+            return makeResponse(EmulatorResponse(status: 204, body: ""))
+        case ("POST", "reset"):
+            handler.state.resetCounts()
+            handler.state.setFaults(EmulatorFaults())
+            return makeResponse(EmulatorResponse(status: 204, body: ""))
+        default:
+            return makeResponse(EmulatorResponse(status: 404, body: #"{"error":"unknown control endpoint"}"#))
+        }
+    }
+
+    private static func makeResponse(_ response: EmulatorResponse) -> Response {
+        var headers = HTTPFields()
+        for (name, value) in response.headers {
+            if let fieldName = HTTPField.Name(name) { headers.append(HTTPField(name: fieldName, value: value)) }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: response.status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(string: response.body)))
+    }
+}
+
+/// The emulator could not start.
+public struct EmulatorError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

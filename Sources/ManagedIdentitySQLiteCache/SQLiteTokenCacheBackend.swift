@@ -1,0 +1,484 @@
+import CacheBackendSupport
+import Crypto
+import Foundation
+import GRDB
+import Logging
+import ManagedIdentity
+import Synchronization
+
+/// A cache backend on a SQLite database (the system's libsqlite3, through GRDB), for services and for
+/// many processes sharing one cache.
+///
+/// - One row per token, keyed by (partition, resource, token type), with expiry columns; a write
+///   touches its token's row only, in a `BEGIN IMMEDIATE` transaction that also purges the partition's
+///   expired tokens and enforces its cap.
+/// - WAL, `busy_timeout`, `synchronous=NORMAL`: a killed process loses no committed token.
+/// - A read that finds the database unchanged since the partition was loaded costs one
+///   `PRAGMA data_version`; when it changed elsewhere, a per-partition generation tells whether this
+///   partition did.
+/// - The schema is the numbered SQL files of `Migrations/`, embedded in the build, applied in order
+///   under a cross-process lock and recorded by GRDB's migrator.
+/// - A database that is not SQLite, damaged, from a newer version of this library, or with another
+///   schema is moved aside (`.corrupt-<timestamp>`) and replaced by an empty one.
+/// - With an encryption key, access tokens are sealed with AES-GCM, bound to their row.
+public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
+    /// Options of the backend.
+    public struct Configuration: Sendable {
+        /// A 256-bit key to encrypt access tokens with, or `nil` to store them in clear.
+        public var encryptionKey: SymmetricKey?
+        /// How long a process waits for another that is fetching the same token before fetching itself.
+        public var refreshLockTimeout: Duration
+        /// How long a write waits for another connection's write to finish.
+        public var busyTimeout: Duration
+        /// The most entries one partition keeps.
+        public var maximumEntriesPerPartition: Int
+
+        public init(
+            encryptionKey: SymmetricKey? = nil, refreshLockTimeout: Duration = .seconds(10),
+            busyTimeout: Duration = .seconds(10), maximumEntriesPerPartition: Int = 1_000
+        ) {
+            self.encryptionKey = encryptionKey
+            self.refreshLockTimeout = refreshLockTimeout
+            self.busyTimeout = busyTimeout
+            self.maximumEntriesPerPartition = maximumEntriesPerPartition
+        }
+    }
+
+    /// The database file.
+    public let path: String
+    let configuration: Configuration
+    let cipher: AtRestCipher?
+    let logger: Logger
+    let refreshCoordinator: RefreshCoordinator
+    private let database: Mutex<DatabaseQueue>
+    /// Counts this instance's own writes, which `data_version` does not see, so other caches in this
+    /// process that share the backend still notice them.
+    private let localWrites = Atomic<UInt64>(0)
+
+    static let encryptionMetadataName = "encryption_key_id"
+
+    /// Opens (creating and migrating if needed) a cache database.
+    /// - Throws: ``SQLiteTokenCacheError`` when the directory is unsafe, the key does not match the
+    ///   cache's, or the database cannot be opened even after moving a bad one aside.
+    public init(path: String, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(SQLiteTokenCacheError) {
+        self.path = path
+        self.configuration = configuration
+        self.cipher = configuration.encryptionKey.map(AtRestCipher.init)
+        let logger = logger ?? Logger(label: "managed-identity.sqlite-cache", factory: { _ in SwiftLogNoOpLogHandler() })
+        self.logger = logger
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let lockDirectory = path + ".locks"
+        do {
+            try SecureDirectory.prepare(directory)
+            try SecureDirectory.prepare(lockDirectory)
+        } catch {
+            throw SQLiteTokenCacheError(kind: .insecureDirectory, message: error.message)
+        }
+        self.refreshCoordinator = RefreshCoordinator(
+            directory: lockDirectory, timeout: configuration.refreshLockTimeout, logger: logger)
+        let queue = try Self.openMigrated(path: path, lockDirectory: lockDirectory, configuration: configuration, logger: logger)
+        self.database = Mutex(queue)
+        try checkEncryptionKey()
+    }
+
+    // MARK: Hooks
+
+    private enum Loaded: Sendable {
+        case unchanged
+        case mark(TokenCacheVersion)
+        case reload([TokenCacheEntry], TokenCacheVersion)
+    }
+
+    public func beforeAccess(_ notification: TokenCacheNotification) async throws {
+        let key = notification.partitionKey
+        let loaded = notification.serializer.loadedVersion
+        let writes = localWrites.load(ordering: .acquiring)
+        let result = try withDatabase { db -> Loaded in
+            let dataVersion = try UInt64(Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
+            if let loaded, loaded.values.0 == dataVersion, loaded.values.3 == writes { return .unchanged }
+            let generation = try Int64.fetchOne(
+                db, sql: "SELECT generation FROM partitions WHERE partition_key = ?", arguments: [key.rawValue])
+            let version = TokenCacheVersion(dataVersion, UInt64(max(generation ?? 0, 0)), generation == nil ? 0 : 1, writes)
+            if let loaded, loaded.values.1 == version.values.1, loaded.values.2 == version.values.2 { return .mark(version) }
+            return .reload(try self.entries(db, key: key), version)
+        }
+        switch result {
+        case .unchanged: break
+        case .mark(let version): notification.serializer.markLoaded(version: version)
+        case .reload(let entries, let version): notification.serializer.replaceEntries(entries, version: version)
+        }
+    }
+
+    public func afterAccess(_ notification: TokenCacheNotification) async throws {
+        guard notification.hasStateChanged else { return }
+        let key = notification.partitionKey
+        let descriptor = notification.serializer.descriptor
+        let now = Int64(Date().timeIntervalSince1970)
+        let cap = configuration.maximumEntriesPerPartition
+        let written = try notification.writtenEntry.map { entry in (entry, try seal(entry)) }
+        let (dataVersion, generation, entries) = try withDatabase { db -> (UInt64, Int64, [TokenCacheEntry]) in
+            // Read before the transaction: anything committed after it makes the next read look again.
+            let dataVersion = try UInt64(Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
+            var generation: Int64 = 0
+            var entries: [TokenCacheEntry] = []
+            try db.inTransaction(.immediate) {
+                try db.execute(
+                    sql: """
+                        INSERT INTO partitions (partition_key, source, identity_kind, identity_id, endpoint, generation)
+                        VALUES (?, ?, ?, ?, ?, 1)
+                        ON CONFLICT(partition_key) DO UPDATE SET generation = generation + 1
+                        """,
+                    arguments: [
+                        key.rawValue, descriptor.source.rawValue, descriptor.identity.kind.rawValue,
+                        descriptor.identity.id, descriptor.endpoint,
+                    ])
+                for removed in notification.removedEntries where removed != notification.writtenEntry?.key {
+                    try db.execute(
+                        sql: "DELETE FROM tokens WHERE partition_key = ? AND resource = ? AND token_type = ?",
+                        arguments: [key.rawValue, removed.resource, removed.tokenType])
+                }
+                if let (entry, sealed) = written {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO tokens (partition_key, resource, token_type, access_token, expires_on, refresh_on, cached_at)
+                            VALUES (?, ?, ?, ?, ?, ?, ?)
+                            ON CONFLICT(partition_key, resource, token_type) DO UPDATE SET
+                                access_token = excluded.access_token, expires_on = excluded.expires_on,
+                                refresh_on = excluded.refresh_on, cached_at = excluded.cached_at
+                            WHERE excluded.cached_at >= tokens.cached_at
+                            """,
+                        arguments: [
+                            key.rawValue, entry.resource, entry.tokenType, sealed, Self.epoch(entry.expiresOn),
+                            entry.refreshOn.map(Self.epoch), Self.epoch(entry.cachedAt),
+                        ])
+                }
+                // Writes purge; reads never do.
+                try db.execute(
+                    sql: "DELETE FROM tokens WHERE partition_key = ? AND expires_on <= ?", arguments: [key.rawValue, now])
+                try db.execute(
+                    sql: """
+                        DELETE FROM tokens WHERE partition_key = ?1 AND resource || char(10) || token_type IN (
+                            SELECT resource || char(10) || token_type FROM tokens WHERE partition_key = ?1
+                            ORDER BY expires_on DESC LIMIT -1 OFFSET ?2)
+                        """,
+                    arguments: [key.rawValue, cap])
+                generation = try Int64.fetchOne(
+                    db, sql: "SELECT generation FROM partitions WHERE partition_key = ?", arguments: [key.rawValue]) ?? 0
+                entries = try self.entries(db, key: key)
+                return .commit
+            }
+            return (dataVersion, generation, entries)
+        }
+        let writes = localWrites.add(1, ordering: .acquiringAndReleasing).newValue
+        notification.serializer.replaceEntries(
+            entries, version: TokenCacheVersion(dataVersion, UInt64(generation), 1, writes))
+    }
+
+    public func coordinateRefresh<Result: Sendable>(
+        _ notification: TokenCacheNotification, _ body: () async throws -> Result
+    ) async throws -> Result {
+        try await refreshCoordinator.run(notification, body)
+    }
+
+    // MARK: Inspection
+
+    public func storedPartitions() async throws -> [StoredTokenCachePartition] {
+        try withDatabase { db in
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT partition_key, source, identity_kind, identity_id, endpoint FROM partitions ORDER BY partition_key")
+            return try rows.compactMap { row -> StoredTokenCachePartition? in
+                guard let key = TokenCachePartitionKey(rawValue: row["partition_key"]),
+                    let source = ManagedIdentitySource(rawValue: row["source"]),
+                    let kind = ManagedIdentityID.Kind(rawValue: row["identity_kind"]),
+                    let identity = ManagedIdentityID(kind: kind, id: row["identity_id"])
+                else { return nil }
+                let descriptor = TokenCachePartitionDescriptor(key: key, source: source, identity: identity, endpoint: row["endpoint"])
+                let entries = try self.entries(db, key: key, unsealing: false)
+                return StoredTokenCachePartition(descriptor: descriptor, entries: entries.map(StoredTokenCacheEntry.init))
+            }
+        }
+    }
+
+    public func purge(expiredOnly: Bool) async throws -> Int {
+        let now = Int64(Date().timeIntervalSince1970)
+        let removed = try withDatabase { db -> Int in
+            var removed = 0
+            try db.inTransaction(.immediate) {
+                if expiredOnly {
+                    try db.execute(sql: "DELETE FROM tokens WHERE expires_on <= ?", arguments: [now])
+                } else {
+                    try db.execute(sql: "DELETE FROM tokens")
+                }
+                removed = db.changesCount
+                try db.execute(sql: "UPDATE partitions SET generation = generation + 1")
+                try db.execute(
+                    sql: "DELETE FROM partitions WHERE partition_key NOT IN (SELECT DISTINCT partition_key FROM tokens)")
+                return .commit
+            }
+            return removed
+        }
+        localWrites.add(1, ordering: .acquiringAndReleasing)
+        return removed
+    }
+
+    // MARK: Rows
+
+    private func entries(_ db: Database, key: TokenCachePartitionKey, unsealing: Bool = true) throws -> [TokenCacheEntry] {
+        let rows = try Row.fetchAll(
+            db,
+            sql: "SELECT resource, token_type, access_token, expires_on, refresh_on, cached_at FROM tokens WHERE partition_key = ?",
+            arguments: [key.rawValue])
+        var entries: [TokenCacheEntry] = []
+        entries.reserveCapacity(rows.count)
+        for row in rows {
+            let resource: String = row["resource"]
+            let tokenType: String = row["token_type"]
+            let stored: String = row["access_token"]
+            let token: String
+            if unsealing {
+                guard let opened = try unseal(stored, key: key, resource: resource, tokenType: tokenType) else { continue }
+                token = opened
+            } else {
+                token = "<not read>"
+            }
+            let expiresOn: Int64 = row["expires_on"]
+            let refreshOn: Int64? = row["refresh_on"]
+            let cachedAt: Int64 = row["cached_at"]
+            entries.append(
+                TokenCacheEntry(
+                    partitionKey: key, resource: resource, tokenType: tokenType, accessToken: token,
+                    expiresOn: Date(timeIntervalSince1970: Double(expiresOn)),
+                    refreshOn: refreshOn.map { Date(timeIntervalSince1970: Double($0)) },
+                    cachedAt: Date(timeIntervalSince1970: Double(cachedAt))))
+        }
+        return entries
+    }
+
+    static let sealedPrefix = "sealed:"
+
+    private func seal(_ entry: TokenCacheEntry) throws -> String {
+        guard let cipher else { return entry.accessToken }
+        let sealed = try cipher.seal(
+            Array(entry.accessToken.utf8), context: Self.context(entry.partitionKey, entry.resource, entry.tokenType))
+        return Self.sealedPrefix + Data(sealed).base64EncodedString()
+    }
+
+    /// The token of a row; `nil` (and a log line) for a row that does not open, which is then ignored.
+    private func unseal(_ stored: String, key: TokenCachePartitionKey, resource: String, tokenType: String) throws -> String? {
+        guard stored.hasPrefix(Self.sealedPrefix) else {
+            if cipher != nil {
+                logger.error("a cached token is not encrypted although the cache is; ignoring it")
+                return nil
+            }
+            return stored
+        }
+        guard let cipher else {
+            throw SQLiteTokenCacheError(kind: .missingEncryptionKey, message: "the cache \(path) is encrypted; supply its key")
+        }
+        guard let data = Data(base64Encoded: String(stored.dropFirst(Self.sealedPrefix.count))) else {
+            logger.error("a cached token is damaged; ignoring it")
+            return nil
+        }
+        do {
+            let plaintext = try cipher.open(Array(data), context: Self.context(key, resource, tokenType))
+            return String(decoding: plaintext, as: UTF8.self)
+        } catch .wrongKey {
+            throw SQLiteTokenCacheError(kind: .wrongEncryptionKey, message: "a cached token of \(path) is encrypted with another key")
+        } catch {
+            logger.error("a cached token fails authentication (damaged, or moved from another row); ignoring it")
+            return nil
+        }
+    }
+
+    private static func context(_ key: TokenCachePartitionKey, _ resource: String, _ tokenType: String) -> String {
+        key.rawValue + "\n" + resource + "\n" + tokenType
+    }
+
+    static func epoch(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+
+    // MARK: Opening, migrating, recovering
+
+    /// Runs `body` on the connection; a database found corrupt is moved aside and replaced, once.
+    private func withDatabase<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try database.withLock { $0 }.inDatabase(body)
+        } catch let error as DatabaseError where Self.isCorruption(error) {
+            logger.error(
+                "the cache database is damaged; moving it aside and starting empty",
+                metadata: ["managed-identity.database": "\(path)", "managed-identity.error": "\(error.resultCode)"])
+            try database.withLock { queue in
+                try? queue.close()
+                queue = try Self.openMigrated(
+                    path: path, lockDirectory: path + ".locks", configuration: configuration, logger: logger,
+                    quarantineFirst: true)
+            }
+            return try database.withLock { $0 }.inDatabase(body)
+        }
+    }
+
+    static func isCorruption(_ error: DatabaseError) -> Bool {
+        [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(error.resultCode)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in embeddedMigrations {
+            migrator.registerMigration(migration.identifier) { db in try db.execute(sql: migration.sql) }
+        }
+        return migrator
+    }
+
+    /// Opens and migrates the database under a cross-process lock, so processes opening a new file at
+    /// once do not race; moves aside a database that cannot be used.
+    static func openMigrated(
+        path: String, lockDirectory: String, configuration: Configuration, logger: Logger, quarantineFirst: Bool = false
+    ) throws(SQLiteTokenCacheError) -> DatabaseQueue {
+        let lock: FileLock
+        do {
+            lock = try FileLock.acquireBlocking(path: lockDirectory + "/open.lock")
+        } catch {
+            throw SQLiteTokenCacheError(kind: .io, message: error.message)
+        }
+        defer { lock.release() }
+        if quarantineFirst { quarantine(path: path, reason: "damaged", logger: logger) }
+        do {
+            return try open(path: path, configuration: configuration)
+        } catch let failure as Unusable {
+            quarantine(path: path, reason: failure.reason, logger: logger)
+        } catch let error as DatabaseError where isCorruption(error) {
+            quarantine(path: path, reason: "not a SQLite database (\(error.resultCode))", logger: logger)
+        } catch {
+            throw SQLiteTokenCacheError(kind: .io, message: "cannot open \(path): \(error)")
+        }
+        do {
+            return try open(path: path, configuration: configuration)
+        } catch {
+            throw SQLiteTokenCacheError(kind: .io, message: "cannot create a new cache at \(path): \(error)")
+        }
+    }
+
+    struct Unusable: Error { var reason: String }
+
+    private static func open(path: String, configuration: Configuration) throws -> DatabaseQueue {
+        // Create the file 0600 before SQLite does (it would use the umask); its -wal and -shm files
+        // take the same mode.
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Unusable(reason: "cannot open: \(POSIX.describeErrno())") }
+        close(fd)
+        var grdb = GRDB.Configuration()
+        grdb.journalMode = .wal
+        grdb.busyMode = .timeout(Double(configuration.busyTimeout.components.seconds))
+        grdb.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        let queue = try DatabaseQueue(path: path, configuration: grdb)
+        try queue.writeWithoutTransaction { db in
+            let result = try String.fetchOne(db, sql: "PRAGMA quick_check(1)")
+            guard result == "ok" else { throw Unusable(reason: "integrity check failed: \(result ?? "nothing")") }
+            let known = Set(migrator.migrations)
+            let applied = try migrator.appliedIdentifiers(db)
+            guard applied.isSubset(of: known) else {
+                throw Unusable(reason: "written by a newer version (migrations \(applied.subtracting(known).sorted()))")
+            }
+        }
+        do {
+            try migrator.migrate(queue)
+        } catch let error as DatabaseError where isCorruption(error) {
+            throw error
+        } catch {
+            throw Unusable(reason: "its schema is not this cache's (\(error))")
+        }
+        try queue.inDatabase { db in try checkSchema(db) }
+        return queue
+    }
+
+    /// The tables and columns this version reads, with their types.
+    private static func checkSchema(_ db: Database) throws {
+        let expected: [String: [String: String]] = [
+            "partitions": [
+                "partition_key": "TEXT", "source": "TEXT", "identity_kind": "TEXT", "identity_id": "TEXT", "endpoint": "TEXT",
+                "generation": "INTEGER",
+            ],
+            "tokens": [
+                "partition_key": "TEXT", "resource": "TEXT", "token_type": "TEXT", "access_token": "TEXT",
+                "expires_on": "INTEGER", "refresh_on": "INTEGER", "cached_at": "INTEGER",
+            ],
+            "cache_metadata": ["name": "TEXT", "value": "TEXT"],
+        ]
+        for (table, columns) in expected {
+            let rows = try Row.fetchAll(db, sql: "SELECT name, type FROM pragma_table_info(?)", arguments: [table])
+            let actual = Dictionary(rows.map { (String($0["name"] as String), (String($0["type"] as String)).uppercased()) }, uniquingKeysWith: { a, _ in a })
+            for (column, type) in columns where actual[column] != type {
+                throw Unusable(reason: "table \(table) has no \(type) column \(column)")
+            }
+        }
+    }
+
+    private static func quarantine(path: String, reason: String, logger: Logger) {
+        let target = Quarantine.moveAside(path)
+        for suffix in ["-wal", "-shm"] where target != nil {
+            if let target { rename(path + suffix, target + suffix) }
+        }
+        logger.error(
+            "the cache database could not be used and has been moved aside; the cache starts empty",
+            metadata: ["managed-identity.database": "\(path)", "managed-identity.moved-to": "\(target ?? "nowhere")", "managed-identity.reason": "\(reason)"])
+    }
+
+    /// Compares the key with the one the cache was first written with, so a wrong key fails at start-up.
+    private func checkEncryptionKey() throws(SQLiteTokenCacheError) {
+        let id = cipher.map { $0.keyID.map { String($0, radix: 16).leftPadded(to: 2) }.joined() }
+        let stored: String?
+        do {
+            stored = try withDatabase { db in
+                try String.fetchOne(db, sql: "SELECT value FROM cache_metadata WHERE name = ?", arguments: [Self.encryptionMetadataName])
+            }
+        } catch {
+            throw SQLiteTokenCacheError(kind: .io, message: "cannot read \(path): \(error)")
+        }
+        switch (id, stored) {
+        case (nil, nil): return
+        case (nil, .some):
+            throw SQLiteTokenCacheError(kind: .missingEncryptionKey, message: "the cache \(path) is encrypted; supply its encryption key")
+        case (let id?, let stored?) where stored != id:
+            throw SQLiteTokenCacheError(
+                kind: .wrongEncryptionKey, message: "the encryption key does not match the one the cache \(path) was written with")
+        case (let id?, nil):
+            do {
+                try withDatabase { db in
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO cache_metadata (name, value) VALUES (?, ?)",
+                        arguments: [Self.encryptionMetadataName, id])
+                }
+            } catch {
+                throw SQLiteTokenCacheError(kind: .io, message: "cannot write \(path): \(error)")
+            }
+            try checkEncryptionKey()
+        default: return
+        }
+    }
+}
+
+/// Why the SQLite cache cannot be used.
+public struct SQLiteTokenCacheError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// The directory is a symbolic link, belongs to another user, or is writable by others.
+        case insecureDirectory
+        /// The key differs from the one the cache was written with.
+        case wrongEncryptionKey
+        /// The cache is encrypted and no key was given.
+        case missingEncryptionKey
+        /// A database operation failed.
+        case io
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(kind: Kind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
