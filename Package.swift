@@ -138,16 +138,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "ManagedIdentityFileCacheTests",
-            dependencies: ["ManagedIdentity", "ManagedIdentityFileCache", "ManagedIdentityCacheConformance"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "ManagedIdentitySQLiteCacheTests",
+            name: "PersistentCacheTests",
             dependencies: [
-                "ManagedIdentity", "ManagedIdentitySQLiteCache", "ManagedIdentityCacheConformance",
+                "ManagedIdentity", "ManagedIdentityFileCache", "ManagedIdentitySQLiteCache",
+                "ManagedIdentityCacheConformance", "ManagedIdentityEmulator",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
+            resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Logging
 import ManagedIdentity
+import Synchronization
 
 /// A cache backend that keeps one JSON file per partition in a directory.
 ///
@@ -46,6 +47,8 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
     let cipher: AtRestCipher?
     let logger: Logger
     let lockDirectory: String
+    /// How many times a partition was read from disk; tests use it to check unchanged files are not reread.
+    let reloads = Atomic<Int>(0)
 
     static let maximumFileSize = 8 << 20
     static let keyIDFile = ".encryption-key-id"
@@ -88,6 +91,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
             return
         }
         if notification.serializer.loadedVersion == Self.version(of: info) { return }
+        reloads.add(1, ordering: .relaxed)
         switch try load(key) {
         case .absent:
             notification.serializer.replaceEntries([], version: Self.absent)

@@ -54,6 +54,8 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
     /// Counts this instance's own writes, which `data_version` does not see, so other caches in this
     /// process that share the backend still notice them.
     private let localWrites = Atomic<UInt64>(0)
+    /// How many times a partition was read from the database; tests use it to check unchanged data is not reread.
+    let reloads = Atomic<Int>(0)
 
     static let encryptionMetadataName = "encryption_key_id"
 
@@ -105,7 +107,9 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         switch result {
         case .unchanged: break
         case .mark(let version): notification.serializer.markLoaded(version: version)
-        case .reload(let entries, let version): notification.serializer.replaceEntries(entries, version: version)
+        case .reload(let entries, let version):
+            reloads.add(1, ordering: .relaxed)
+            notification.serializer.replaceEntries(entries, version: version)
         }
     }
 
