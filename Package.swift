@@ -137,10 +137,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Starting built executables and making private directories, for the tests that run processes.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "PersistentCacheTests",
             dependencies: [
-                "ManagedIdentity", "ManagedIdentityFileCache", "ManagedIdentitySQLiteCache",
+                "TestSupport", "ManagedIdentity", "ManagedIdentityFileCache", "ManagedIdentitySQLiteCache",
                 "ManagedIdentityCacheConformance", "ManagedIdentityEmulator",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -155,7 +157,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ManagedIdentityCLITests",
-            dependencies: ["ManagedIdentity", "ManagedIdentityEmulator"],
+            dependencies: ["TestSupport", "ManagedIdentity", "ManagedIdentityEmulator"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -96,8 +96,8 @@ struct EmulatorService: Service {
         if let envFile {
             try emulator.exportLines.write(toFile: envFile, atomically: true, encoding: .utf8)
         }
-        print(readyLine)
-        fflushStandardOutput()
+        // Straight to the descriptor: stdout is buffered when it is a pipe, and the reader waits for this line.
+        FileHandle.standardOutput.write(Data((readyLine + "\n").utf8))
         try? await gracefulShutdown()
         await emulator.stop()
     }
@@ -127,10 +127,6 @@ struct EmulatorService: Service {
             case arcKeyDirectory = "arc_key_directory"
         }
     }
-}
-
-func fflushStandardOutput() {
-    FileHandle.standardOutput.synchronizeFile()
 }
 
 extension ExpiresOnFormat: ExpressibleByArgument {}

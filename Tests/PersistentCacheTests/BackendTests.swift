@@ -3,6 +3,7 @@ import GRDB
 import ManagedIdentity
 import ManagedIdentityCacheConformance
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import ManagedIdentityFileCache

@@ -1,6 +1,7 @@
 import Foundation
 import ManagedIdentity
 import ManagedIdentityEmulator
+import TestSupport
 import Testing
 
 /// Real processes sharing one cache: concurrent writers, writers killed mid-write, and cold starts.
