@@ -1,0 +1,193 @@
+import Benchmark
+import Foundation
+import ManagedIdentity
+import ManagedIdentityCacheConformance
+import ManagedIdentityFileCache
+import ManagedIdentitySQLiteCache
+
+// Every client here talks to an in-process FakeTokenEndpoint: nothing is sent on the network.
+
+let environment = ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"])
+
+func client(
+    _ identity: ManagedIdentityID, cache: TokenCache, endpoint: FakeTokenEndpoint, clock: ConformanceClock
+) -> ManagedIdentityClient {
+    // The configuration is valid by construction; a failure here is a bug in the benchmark.
+    try! ManagedIdentityClient(
+        identity: identity,
+        configuration: .init(source: .imds, environment: environment, clock: clock, hostDiscriminator: "bench"),
+        cache: cache, transport: endpoint)
+}
+
+/// A hook backend that does nothing: the cost of the hook machinery alone.
+struct NoOpBackend: TokenCacheBackend {
+    func beforeAccess(_ notification: TokenCacheNotification) async throws {}
+    func afterAccess(_ notification: TokenCacheNotification) async throws {}
+}
+
+func temporaryDirectory() -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("mi-bench-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    return path
+}
+
+let timeMetrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
+
+/// `resources` tokens for each of `identities` identities, all in one cache.
+func populated(identities: Int, resources: Int, cache: TokenCache) async -> [ManagedIdentityClient] {
+    let clock = ConformanceClock()
+    let endpoint = FakeTokenEndpoint(hostName: "bench", clock: clock)
+    var clients: [ManagedIdentityClient] = []
+    for index in 0..<identities {
+        let client = client(.clientID("identity-\(index)"), cache: cache, endpoint: endpoint, clock: clock)
+        for resource in 0..<resources { _ = try! await client.token(for: "https://resource-\(resource).example") }
+        clients.append(client)
+    }
+    return clients
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(metrics: timeMetrics, maxDuration: .seconds(3), maxIterations: 100_000)
+
+    // MARK: In-memory hits
+
+    Benchmark("In-memory hit, 1 token", configuration: .init(scalingFactor: .kilo)) { benchmark, clients in
+        let client = clients[0]
+        for _ in benchmark.scaledIterations {
+            blackHole(try await client.token(for: "https://resource-0.example"))
+        }
+    } setup: {
+        await populated(identities: 1, resources: 1, cache: TokenCache())
+    }
+
+    Benchmark("In-memory hit, 100,000 tokens across 10,000 identities", configuration: .init(scalingFactor: .kilo)) {
+        benchmark, clients in
+        var index = 0
+        for _ in benchmark.scaledIterations {
+            index = (index &+ 7919) % clients.count
+            blackHole(try await clients[index].token(for: "https://resource-\(index % 10).example"))
+        }
+    } setup: {
+        await populated(identities: 10_000, resources: 10, cache: TokenCache())
+    }
+
+    Benchmark("Hit through a no-op hook backend", configuration: .init(scalingFactor: .kilo)) { benchmark, clients in
+        let client = clients[0]
+        for _ in benchmark.scaledIterations {
+            blackHole(try await client.token(for: "https://resource-0.example"))
+        }
+    } setup: {
+        await populated(identities: 1, resources: 1, cache: TokenCache(backend: NoOpBackend()))
+    }
+
+    // MARK: Single-flight
+
+    Benchmark(
+        "1,000 concurrent callers on a cold key",
+        configuration: .init(metrics: [.wallClock, .custom("requests to the endpoint", useScalingFactor: false)], maxIterations: 50)
+    ) { benchmark in
+        let clock = ConformanceClock()
+        let endpoint = FakeTokenEndpoint(hostName: "bench", clock: clock)
+        let client = client(.systemAssigned, cache: TokenCache(), endpoint: endpoint, clock: clock)
+        benchmark.startMeasurement()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<1000 {
+                group.addTask { blackHole(try? await client.token(for: "https://cold.example")) }
+            }
+        }
+        benchmark.stopMeasurement()
+        benchmark.measurement(.custom("requests to the endpoint", useScalingFactor: false), endpoint.requestCount)
+    }
+
+    // MARK: Memory
+
+    Benchmark(
+        "Memory per cached token, excluding the token string",
+        configuration: .init(metrics: [.custom("bytes per token", useScalingFactor: false)], maxIterations: 3)
+    ) { benchmark in
+        let identities = 1000
+        let resourcesPerIdentity = 100
+        let count = identities * resourcesPerIdentity
+        let cache = TokenCache()
+        let clients = (0..<identities).map {
+            try! ManagedIdentityClient(
+                identity: .clientID("memory-\($0)"),
+                configuration: .init(source: .imds, environment: environment, hostDiscriminator: "bench"),
+                cache: cache, transport: QuietIssuer())
+        }
+        let resources = (0..<resourcesPerIdentity).map { "https://resource-\($0).example" }
+        let before = mallinfo2().uordblks
+        for client in clients {
+            for resource in resources { _ = try! await client.token(for: resource) }
+        }
+        let cached = mallinfo2().uordblks - before
+        // The same number of strings as long as the tokens, measured alone, is what the tokens cost.
+        let beforeStrings = mallinfo2().uordblks
+        let strings = (0..<count).map { String(repeating: "t", count: QuietIssuer.tokenLength - 6) + String(100_000 + $0) }
+        let tokenBytes = mallinfo2().uordblks - beforeStrings
+        benchmark.measurement(.custom("bytes per token", useScalingFactor: false), (cached - tokenBytes) / count)
+        blackHole(strings)
+        blackHole(cache)
+    }
+
+    // MARK: Persistent backends
+
+    for kind in ["file", "sqlite"] {
+        func open(_ location: String) -> any TokenCacheBackend {
+            kind == "file" ? try! FileTokenCacheBackend(directory: location) : try! SQLiteTokenCacheBackend(path: location)
+        }
+        func location() -> String {
+            temporaryDirectory() + (kind == "file" ? "/cache" : "/tokens.sqlite")
+        }
+
+        Benchmark("\(kind): hit with nothing changed on disk", configuration: .init(scalingFactor: .kilo)) { benchmark, clients in
+            let client = clients[0]
+            for _ in benchmark.scaledIterations {
+                blackHole(try await client.token(for: "https://resource-0.example"))
+            }
+        } setup: {
+            await populated(identities: 1, resources: 1, cache: TokenCache(backend: open(location())))
+        }
+
+        Benchmark(
+            "\(kind): add one token to a cache of 10,000 tokens across 100 identities",
+            configuration: .init(maxDuration: .seconds(5), maxIterations: 2_000)
+        ) { benchmark, clients in
+            var serial = 0
+            for _ in benchmark.scaledIterations {
+                serial += 1
+                blackHole(try await clients[serial % clients.count].token(for: "https://added-\(serial).example"))
+            }
+        } setup: {
+            // Each identity's partition holds 100 tokens, as 10,000 tokens over 100 identities do.
+            await populated(identities: 100, resources: 100, cache: TokenCache(backend: open(location())))
+        }
+
+        Benchmark(
+            "\(kind): cold start with 1,000 cached tokens, first token served",
+            configuration: .init(metrics: [.wallClock, .custom("requests to the endpoint", useScalingFactor: false)], maxIterations: 500)
+        ) { benchmark, stored in
+            let clock = ConformanceClock()
+            let endpoint = FakeTokenEndpoint(hostName: "bench", clock: clock)
+            benchmark.startMeasurement()
+            // What a restarted process does: open the cache, make a client, get a token.
+            let restarted = client(.clientID("identity-3"), cache: TokenCache(backend: open(stored)), endpoint: endpoint, clock: clock)
+            blackHole(try await restarted.token(for: "https://resource-5.example"))
+            benchmark.stopMeasurement()
+            benchmark.measurement(.custom("requests to the endpoint", useScalingFactor: false), endpoint.requestCount)
+        } setup: {
+            let stored = location()
+            _ = await populated(identities: 10, resources: 100, cache: TokenCache(backend: open(stored)))
+            return stored
+        }
+    }
+}
+
+/// Issues fixed-length tokens and records nothing, so only the cache's own memory is measured.
+struct QuietIssuer: HTTPTransport {
+    static let tokenLength = 64
+    func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse {
+        let token = String(repeating: "t", count: Self.tokenLength - 6) + String(Int.random(in: 100_000...999_999))
+        return HTTPTransportResponse(status: 200, body: Array(#"{"access_token":"\#(token)","expires_in":3600}"#.utf8))
+    }
+}

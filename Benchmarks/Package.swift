@@ -1,0 +1,28 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Benchmarks live in their own package so users of the library never resolve ordo-one/benchmark.
+// Run them with: swift package --allow-writing-to-package-directory benchmark
+let package = Package(
+    name: "swift-managed-identity-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "swift-managed-identity", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "CacheBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "ManagedIdentity", package: "swift-managed-identity"),
+                .product(name: "ManagedIdentityFileCache", package: "swift-managed-identity"),
+                .product(name: "ManagedIdentitySQLiteCache", package: "swift-managed-identity"),
+                .product(name: "ManagedIdentityCacheConformance", package: "swift-managed-identity"),
+            ],
+            path: "Benchmarks/CacheBenchmarks",
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        )
+    ]
+)
