@@ -47,6 +47,7 @@ public final class FakeTokenEndpoint: HTTPTransport {
         }
     }
 
+    /// Answers a token request with a token naming it, or an injected failure.
     public func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse {
         guard request.host == "localhost" || request.host.hasPrefix("127.") || request.host == "::1" else {
             throw HTTPTransportError(kind: .refused, message: "FakeTokenEndpoint only serves loopback hosts")
@@ -85,12 +86,16 @@ public final class FakeTokenEndpoint: HTTPTransport {
 
 /// What a fake token says about the request it answered.
 public struct TokenClaims: Sendable, Hashable, Codable {
+    /// The simulated host that issued the token.
     public var host: String
     /// `system`, or `client_id:<id>`, `resource_id:<id>`, `object_id:<id>`.
     public var identity: String
+    /// The resource requested.
     public var resource: String
+    /// A number that grows with each token the endpoint issues.
     public var serial: Int
 
+    /// Creates claims.
     public init(host: String, identity: String, resource: String, serial: Int) {
         self.host = host
         self.identity = identity
@@ -134,16 +139,20 @@ public struct TokenClaims: Sendable, Hashable, Codable {
 public final class ConformanceClock: ManagedIdentityClock {
     private let current: Mutex<Date>
 
+    /// Creates a clock at `now`, rounded down to a whole second.
     public init(now: Date = Date()) {
         current = Mutex(Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down)))
     }
 
+    /// The clock's time.
     public var now: Date { current.withLock { $0 } }
 
+    /// Moves the clock forward.
     public func advance(by seconds: TimeInterval) {
         current.withLock { $0 = $0.addingTimeInterval(seconds) }
     }
 
+    /// Moves the clock forward by `duration` at once.
     public func sleep(for duration: Duration) async throws {
         try Task.checkCancellation()
         let (seconds, attoseconds) = duration.components

@@ -5,10 +5,15 @@ import Synchronization
 public final class RecordingBackend: TokenCacheBackend {
     /// One recorded call.
     public struct Call: Sendable, Hashable, CustomStringConvertible {
+        /// The hooks.
         public enum Hook: String, Sendable { case beforeAccess, beforeWrite, afterAccess, coordinateRefresh }
+        /// Which hook was called.
         public var hook: Hook
+        /// The notification's `hasStateChanged`.
         public var hasStateChanged: Bool
+        /// The resource of the request.
         public var resource: String
+        /// The partition accessed.
         public var partitionKey: TokenCachePartitionKey
 
         public var description: String { "\(hook.rawValue)(\(hasStateChanged ? "changed" : "unchanged"))" }
@@ -42,21 +47,25 @@ public final class RecordingBackend: TokenCacheBackend {
         }
     }
 
+    /// Records the call, then forwards it.
     public func beforeAccess(_ notification: TokenCacheNotification) async throws {
         record(.beforeAccess, notification)
         try await wrapped?.beforeAccess(notification)
     }
 
+    /// Records the call, then forwards it.
     public func beforeWrite(_ notification: TokenCacheNotification) async throws {
         record(.beforeWrite, notification)
         try await wrapped?.beforeWrite(notification)
     }
 
+    /// Records the call, then forwards it.
     public func afterAccess(_ notification: TokenCacheNotification) async throws {
         record(.afterAccess, notification)
         try await wrapped?.afterAccess(notification)
     }
 
+    /// Records the call, then forwards it.
     public func coordinateRefresh<Result: Sendable>(
         _ notification: TokenCacheNotification, _ body: () async throws -> Result
     ) async throws -> Result {

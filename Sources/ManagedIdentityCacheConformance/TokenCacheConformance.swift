@@ -327,9 +327,12 @@ func expectClaims(
 
 /// One failed conformance check.
 public struct ConformanceFailure: Error, Sendable, CustomStringConvertible {
+    /// The check that failed.
     public var check: String
+    /// What was wrong.
     public var message: String
 
+    /// Creates a failure.
     public init(check: String, message: String) {
         self.check = check
         self.message = message

@@ -10,12 +10,15 @@ public struct EmulatedTokenClaims: Sendable, Hashable, Codable {
     public var identity: String
     /// The identity's client id (`appid`) and object id (`oid`).
     public var appID: String
+    /// The identity's object id (`oid`).
     public var objectID: String
     /// The source that issued it.
     public var source: String
     /// A number that grows with every token the emulator issues.
     public var serial: Int
+    /// When the token was issued (`iat`), in seconds since 1970.
     public var issuedAt: Int
+    /// When it expires (`exp`), in seconds since 1970.
     public var expiresAt: Int
 
     enum CodingKeys: String, CodingKey {
@@ -48,6 +51,7 @@ public struct EmulatedTokenClaims: Sendable, Hashable, Codable {
         self = claims
     }
 
+    /// Creates claims.
     public init(
         audience: String, identity: String, appID: String, objectID: String, source: String, serial: Int,
         issuedAt: Int, expiresAt: Int

@@ -20,6 +20,7 @@ public struct EmulatorConfiguration: Sendable {
     /// A `refresh_in` to add to responses, in seconds.
     public var refreshIn: Int?
 
+    /// Creates a configuration; only the source is required.
     public init(
         source: ManagedIdentitySource,
         port: Int = 0,
@@ -54,10 +55,14 @@ public struct EmulatorConfiguration: Sendable {
 public struct EmulatedIdentity: Sendable, Hashable, Codable {
     /// Whether this is the host's system-assigned identity.
     public var isSystemAssigned: Bool
+    /// The client (application) id.
     public var clientID: String
+    /// The object (principal) id.
     public var objectID: String
+    /// The ARM resource id.
     public var resourceID: String
 
+    /// Creates an identity.
     public init(isSystemAssigned: Bool, clientID: String, objectID: String, resourceID: String) {
         self.isSystemAssigned = isSystemAssigned
         self.clientID = clientID

@@ -1,10 +1,6 @@
 import Foundation
 import ManagedIdentity
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// A request as the handler sees it, independent of the HTTP server.
 struct EmulatorRequest: Sendable {
     var method: String
@@ -295,112 +291,5 @@ struct EmulatorRequestHandler: Sendable {
             body = JSONText.object([("error", code), ("error_description", message), ("correlation_id", correlationID)])
         }
         return EmulatorResponse(status: status, headers: [("Content-Type", "application/json")], body: body)
-    }
-}
-
-/// Minimal JSON writing with fields in a fixed order, as the services send them.
-enum JSONText {
-    static func object(_ fields: [(String, Any)]) -> String {
-        "{" + fields.map { "\(string($0.0)):\(value($0.1))" }.joined(separator: ",") + "}"
-    }
-
-    static func value(_ value: Any) -> String {
-        switch value {
-        case let int as Int: String(int)
-        case let string as String: Self.string(string)
-        default: "null"
-        }
-    }
-
-    static func string(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    result += String(format: "\\u%04x", scalar.value)
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return result + "\""
-    }
-}
-
-/// The date texts of TV-12, in UTC.
-enum DateText {
-    static func components(_ epoch: Int) -> DateComponents {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? TimeZone.current
-        return calendar.dateComponents(
-            [.year, .month, .day, .hour, .minute, .second], from: Date(timeIntervalSince1970: Double(epoch)))
-    }
-
-    static func iso8601(_ epoch: Int) -> String {
-        let c = components(epoch)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.0000000+00:00", c.year ?? 0, c.month ?? 0, c.day ?? 0, c.hour ?? 0,
-            c.minute ?? 0, c.second ?? 0)
-    }
-
-    static func usDate(_ epoch: Int, meridiem: Bool) -> String {
-        let c = components(epoch)
-        let hour = c.hour ?? 0
-        if meridiem {
-            let twelve = hour % 12 == 0 ? 12 : hour % 12
-            return String(
-                format: "%d/%d/%04d %d:%02d:%02d", c.month ?? 0, c.day ?? 0, c.year ?? 0, twelve, c.minute ?? 0,
-                c.second ?? 0) + (hour < 12 ? " AM" : " PM") + " +00:00"
-        }
-        return String(
-            format: "%02d/%02d/%04d %02d:%02d:%02d +00:00", c.month ?? 0, c.day ?? 0, c.year ?? 0, hour, c.minute ?? 0,
-            c.second ?? 0)
-    }
-}
-
-/// `application/x-www-form-urlencoded` bodies.
-enum FormDecoding {
-    static func decode(_ body: String) -> [(name: String, value: String)]? {
-        var items: [(name: String, value: String)] = []
-        for pair in body.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = decodeComponent(parts[0]), let value = decodeComponent(parts.count > 1 ? parts[1] : "") else {
-                return nil
-            }
-            items.append((name, value))
-        }
-        return items
-    }
-
-    static func decodeComponent(_ text: Substring) -> String? {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
-    }
-}
-
-/// The key files of Azure Arc challenges.
-enum ArcKeyFiles {
-    static func randomKey() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
-    }
-
-    /// Writes a new key file, readable by its owner only, creating the directory if needed.
-    static func write(key: String, in directory: String) throws -> String {
-        try FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let path = directory + "/" + UUID().uuidString.lowercased() + ".key"
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CocoaError(.fileWriteUnknown) }
-        defer { close(fd) }
-        let bytes = Array(key.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count else { throw CocoaError(.fileWriteUnknown) }
-        return path
     }
 }

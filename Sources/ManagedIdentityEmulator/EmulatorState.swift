@@ -5,7 +5,9 @@ import Synchronization
 public struct EmulatorViolation: Sendable, Hashable, Codable {
     /// Why the request is wrong.
     public var reason: String
+    /// The request's method.
     public var method: String
+    /// The request's path.
     public var path: String
 }
 
@@ -44,6 +46,7 @@ public struct EmulatorFaults: Sendable, Codable, Equatable {
     /// Wait this long before answering every request.
     public var delayMilliseconds: Int
 
+    /// Creates faults; none by default.
     public init(failNext: Int = 0, status: Int = 500, retryAfter: String? = nil, malformedJSONNext: Int = 0, delayMilliseconds: Int = 0) {
         self.failNext = failNext
         self.status = status

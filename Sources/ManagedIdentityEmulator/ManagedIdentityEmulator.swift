@@ -264,6 +264,7 @@ public final class ManagedIdentityEmulator: Sendable {
 
 /// The emulator could not start.
 public struct EmulatorError: Error, CustomStringConvertible {
+    /// What went wrong.
     public var message: String
     public var description: String { message }
 }

@@ -30,6 +30,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         /// The most entries one partition file keeps.
         public var maximumEntriesPerPartition: Int
 
+        /// Creates options; no encryption, 10 s lock timeouts and 1,000 entries per partition by default.
         public init(
             encryptionKey: SymmetricKey? = nil, refreshLockTimeout: Duration = .seconds(10),
             writeLockTimeout: Duration = .seconds(10), maximumEntriesPerPartition: Int = 1_000
@@ -81,6 +82,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
 
     // MARK: Hooks
 
+    /// Loads the partition's file if it changed since it was loaded (one `lstat` when it did not).
     public func beforeAccess(_ notification: TokenCacheNotification) async throws {
         let key = notification.partitionKey
         let path = path(for: key)
@@ -103,6 +105,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         }
     }
 
+    /// After a write: under the partition's lock, merges the written token into the file on disk.
     public func afterAccess(_ notification: TokenCacheNotification) async throws {
         guard notification.hasStateChanged else { return }
         let key = notification.partitionKey
@@ -122,6 +125,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         notification.serializer.replaceEntries(merged, version: version)
     }
 
+    /// Holds a per-token `flock` while `body` fetches, so other processes wait and read the result.
     public func coordinateRefresh<Result: Sendable>(
         _ notification: TokenCacheNotification, _ body: () async throws -> Result
     ) async throws -> Result {
@@ -131,6 +135,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
 
     // MARK: Inspection
 
+    /// Lists the partition files, without tokens.
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
         var partitions: [StoredTokenCachePartition] = []
         for key in try partitionKeysOnDisk() {
@@ -144,6 +149,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         return partitions.sorted { $0.descriptor.key < $1.descriptor.key }
     }
 
+    /// Removes tokens from the files.
     public func purge(expiredOnly: Bool) async throws -> Int {
         var removed = 0
         for key in try partitionKeysOnDisk() {
@@ -321,6 +327,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
 
 /// Why the file cache cannot be used.
 public struct FileTokenCacheError: Error, Sendable, CustomStringConvertible {
+    /// The kinds of failure.
     public enum Kind: Sendable, Hashable {
         /// The directory is a symbolic link, belongs to another user, or is writable by others.
         case insecureDirectory
@@ -334,9 +341,12 @@ public struct FileTokenCacheError: Error, Sendable, CustomStringConvertible {
         case io
     }
 
+    /// What went wrong.
     public var kind: Kind
+    /// A description, without any token.
     public var message: String
 
+    /// Creates an error.
     public init(kind: Kind, message: String) {
         self.kind = kind
         self.message = message

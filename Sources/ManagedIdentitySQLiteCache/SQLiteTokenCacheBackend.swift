@@ -33,6 +33,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         /// The most entries one partition keeps.
         public var maximumEntriesPerPartition: Int
 
+        /// Creates options; no encryption, 10 s timeouts and 1,000 entries per partition by default.
         public init(
             encryptionKey: SymmetricKey? = nil, refreshLockTimeout: Duration = .seconds(10),
             busyTimeout: Duration = .seconds(10), maximumEntriesPerPartition: Int = 1_000
@@ -91,6 +92,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         case reload([TokenCacheEntry], TokenCacheVersion)
     }
 
+    /// Loads the partition when the database changed since it was loaded (one `PRAGMA data_version` when it did not).
     public func beforeAccess(_ notification: TokenCacheNotification) async throws {
         let key = notification.partitionKey
         let loaded = notification.serializer.loadedVersion
@@ -113,6 +115,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         }
     }
 
+    /// After a write: upserts the written token's row, purges and caps the partition, in one transaction.
     public func afterAccess(_ notification: TokenCacheNotification) async throws {
         guard notification.hasStateChanged else { return }
         let key = notification.partitionKey
@@ -178,6 +181,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
             entries, version: TokenCacheVersion(dataVersion, UInt64(generation), 1, writes))
     }
 
+    /// Holds a per-token `flock` while `body` fetches, so other processes wait and read the result.
     public func coordinateRefresh<Result: Sendable>(
         _ notification: TokenCacheNotification, _ body: () async throws -> Result
     ) async throws -> Result {
@@ -186,6 +190,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
 
     // MARK: Inspection
 
+    /// Lists the stored partitions, without tokens.
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
         try withDatabase { db in
             let rows = try Row.fetchAll(
@@ -203,6 +208,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         }
     }
 
+    /// Removes tokens from the database.
     public func purge(expiredOnly: Bool) async throws -> Int {
         let now = Int64(Date().timeIntervalSince1970)
         let removed = try withDatabase { db -> Int in
@@ -465,6 +471,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
 
 /// Why the SQLite cache cannot be used.
 public struct SQLiteTokenCacheError: Error, Sendable, CustomStringConvertible {
+    /// The kinds of failure.
     public enum Kind: Sendable, Hashable {
         /// The directory is a symbolic link, belongs to another user, or is writable by others.
         case insecureDirectory
@@ -476,9 +483,12 @@ public struct SQLiteTokenCacheError: Error, Sendable, CustomStringConvertible {
         case io
     }
 
+    /// What went wrong.
     public var kind: Kind
+    /// A description, without any token.
     public var message: String
 
+    /// Creates an error.
     public init(kind: Kind, message: String) {
         self.kind = kind
         self.message = message

@@ -3,12 +3,16 @@ import Synchronization
 
 /// What a partition belongs to, for backends and for listing a cache.
 public struct TokenCachePartitionDescriptor: Sendable, Hashable {
+    /// The partition key.
     public var key: TokenCachePartitionKey
+    /// The source whose tokens the partition holds.
     public var source: ManagedIdentitySource
+    /// The identity whose tokens the partition holds.
     public var identity: ManagedIdentityID
     /// The source's endpoint URL, without query.
     public var endpoint: String
 
+    /// Creates a descriptor.
     public init(key: TokenCachePartitionKey, source: ManagedIdentitySource, identity: ManagedIdentityID, endpoint: String) {
         self.key = key
         self.source = source

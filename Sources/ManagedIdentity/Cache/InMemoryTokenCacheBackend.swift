@@ -16,8 +16,10 @@ public final class InMemoryTokenCacheBackend: TokenCacheBackend {
     private let stored = Mutex<[TokenCachePartitionKey: Stored]>([:])
     private let generations = Atomic<UInt64>(0)
 
+    /// Creates an empty backend.
     public init() {}
 
+    /// Loads the stored partition when it changed since the cache last loaded it.
     public func beforeAccess(_ notification: TokenCacheNotification) async throws {
         let current = stored.withLock { $0[notification.partitionKey] }
         guard let current else { return }
@@ -27,6 +29,7 @@ public final class InMemoryTokenCacheBackend: TokenCacheBackend {
         }
     }
 
+    /// Merges the written token into the stored partition and hands the result back to the cache.
     public func afterAccess(_ notification: TokenCacheNotification) async throws {
         guard notification.hasStateChanged else { return }
         let generation = generations.add(1, ordering: .relaxed).newValue

@@ -12,9 +12,12 @@ public protocol InspectableTokenCacheBackend: TokenCacheBackend {
 
 /// A stored partition, as listed.
 public struct StoredTokenCachePartition: Sendable, Hashable {
+    /// What the partition belongs to.
     public var descriptor: TokenCachePartitionDescriptor
+    /// Its entries, without tokens.
     public var entries: [StoredTokenCacheEntry]
 
+    /// Creates a listing.
     public init(descriptor: TokenCachePartitionDescriptor, entries: [StoredTokenCacheEntry]) {
         self.descriptor = descriptor
         self.entries = entries
@@ -23,12 +26,18 @@ public struct StoredTokenCachePartition: Sendable, Hashable {
 
 /// A stored entry, as listed: everything but the token.
 public struct StoredTokenCacheEntry: Sendable, Hashable {
+    /// The resource the token is for.
     public var resource: String
+    /// The token type.
     public var tokenType: String
+    /// When the token expires.
     public var expiresOn: Date
+    /// When the token should be refreshed.
     public var refreshOn: Date?
+    /// When the token was stored.
     public var cachedAt: Date
 
+    /// The listing of an entry: everything but its token.
     public init(_ entry: TokenCacheEntry) {
         resource = entry.resource
         tokenType = entry.tokenType

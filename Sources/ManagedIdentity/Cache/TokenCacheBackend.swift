@@ -39,8 +39,10 @@ public protocol TokenCacheBackend: Sendable {
 }
 
 extension TokenCacheBackend {
+    /// Does nothing by default.
     public func beforeWrite(_ notification: TokenCacheNotification) async throws {}
 
+    /// Runs `body` at once by default.
     public func coordinateRefresh<Result: Sendable>(
         _ notification: TokenCacheNotification, _ body: () async throws -> Result
     ) async throws -> Result {
@@ -78,8 +80,10 @@ public struct TokenCacheNotification: Sendable {
 /// An opaque version a backend attaches to the partition it loaded (a file's identity and
 /// modification time, a database generation), so it can skip reloading what has not changed.
 public struct TokenCacheVersion: Hashable, Sendable {
+    /// The version's four components; their meaning is the backend's.
     public var values: (UInt64, UInt64, UInt64, UInt64)
 
+    /// Creates a version from up to four numbers.
     public init(_ a: UInt64, _ b: UInt64 = 0, _ c: UInt64 = 0, _ d: UInt64 = 0) {
         values = (a, b, c, d)
     }

@@ -45,10 +45,12 @@ public struct TokenCacheEntry: Sendable, Hashable {
 
 /// The key of an entry inside a partition: the resource and the token type.
 public struct TokenCacheEntryKey: Hashable, Sendable, CustomStringConvertible {
+    /// The resource.
     public var resource: String
     /// Compared without regard to case, as MSAL does (`Bearer` and `bearer` are one type).
     public var tokenType: String
 
+    /// Creates a key; `bearer` in any case is spelled `Bearer`.
     public init(resource: String, tokenType: String = "Bearer") {
         self.resource = resource
         self.tokenType = tokenType.lowercased() == "bearer" ? "Bearer" : tokenType

@@ -50,6 +50,7 @@ public struct TokenCachePartitionSerializer: Sendable {
 
 /// Why a partition document could not be read.
 public struct TokenCacheSerializationError: Error, Sendable, CustomStringConvertible {
+    /// The kinds of failure.
     public enum Kind: Sendable, Hashable {
         /// Not JSON, or a field is missing or of the wrong type.
         case malformed
@@ -59,9 +60,12 @@ public struct TokenCacheSerializationError: Error, Sendable, CustomStringConvert
         case partitionMismatch
     }
 
+    /// What went wrong.
     public var kind: Kind
+    /// A description, without any token.
     public var message: String
 
+    /// Creates an error.
     public init(kind: Kind, message: String) {
         self.kind = kind
         self.message = message
@@ -116,8 +120,11 @@ public enum PartitionDocument {
 
     /// A decoded document.
     public struct Decoded: Sendable {
+        /// The partition the document holds.
         public var partitionKey: TokenCachePartitionKey
+        /// What the partition belongs to.
         public var descriptor: TokenCachePartitionDescriptor
+        /// Its entries.
         public var entries: [TokenCacheEntry]
     }
 

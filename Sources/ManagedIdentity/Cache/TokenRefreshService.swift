@@ -30,6 +30,7 @@ public struct TokenRefreshService: Service {
         self.logger = logger ?? client.logger
     }
 
+    /// Refreshes tokens until a graceful shutdown.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {

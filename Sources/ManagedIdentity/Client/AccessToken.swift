@@ -21,6 +21,7 @@ public struct AccessToken: Sendable, CustomStringConvertible {
     /// The request's correlation id, when the request used one.
     public var correlationID: String?
 
+    /// Creates a token result.
     public init(
         token: String,
         tokenType: String,
@@ -82,6 +83,7 @@ public struct TokenRequestOptions: Sendable {
     /// The correlation id to send and log; a new one is made when `nil`.
     public var correlationID: String?
 
+    /// Creates options.
     public init(forceRefresh: Bool = false, claims: String? = nil, correlationID: String? = nil) {
         self.forceRefresh = forceRefresh
         self.claims = claims

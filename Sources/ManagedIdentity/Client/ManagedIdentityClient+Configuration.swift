@@ -27,6 +27,7 @@ extension ManagedIdentityClient {
         /// `nil` uses the host name and `/etc/machine-id`.
         public var hostDiscriminator: String?
 
+        /// Creates a configuration; every value has MSAL's default.
         public init(
             source: ManagedIdentitySource? = nil,
             environment: ManagedIdentityEnvironment = .current,

@@ -11,10 +11,13 @@ public protocol ManagedIdentityClock: Sendable {
 
 /// The system's wall clock and a continuous clock for sleeping.
 public struct SystemClock: ManagedIdentityClock {
+    /// Creates the system clock.
     public init() {}
 
+    /// The wall-clock time.
     public var now: Date { Date() }
 
+    /// Sleeps on the continuous clock.
     public func sleep(for duration: Duration) async throws {
         try await ContinuousClock().sleep(for: duration)
     }

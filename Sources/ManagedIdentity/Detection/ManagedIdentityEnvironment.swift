@@ -44,13 +44,21 @@ public struct ManagedIdentityEnvironment: Sendable {
 
 /// The names of the environment variables managed identity sources set.
 public enum ManagedIdentityVariable {
+    /// App Service, Service Fabric and Azure Arc endpoint.
     public static let identityEndpoint = "IDENTITY_ENDPOINT"
+    /// App Service and Service Fabric secret.
     public static let identityHeader = "IDENTITY_HEADER"
+    /// Service Fabric certificate thumbprint.
     public static let identityServerThumbprint = "IDENTITY_SERVER_THUMBPRINT"
+    /// Set by Azure Arc beside `IDENTITY_ENDPOINT`.
     public static let imdsEndpoint = "IMDS_ENDPOINT"
+    /// Cloud Shell endpoint, or Machine Learning endpoint with `MSI_SECRET`.
     public static let msiEndpoint = "MSI_ENDPOINT"
+    /// Machine Learning secret.
     public static let msiSecret = "MSI_SECRET"
+    /// Machine Learning: the client id of the system-assigned identity.
     public static let defaultIdentityClientID = "DEFAULT_IDENTITY_CLIENT_ID"
+    /// Replaces the scheme, host and port of IMDS.
     public static let podIdentityAuthorityHost = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
 
     /// Every variable detection looks at, in the order it looks.

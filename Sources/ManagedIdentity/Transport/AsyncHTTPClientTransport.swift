@@ -39,6 +39,7 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
         self.connectTimeout = connectTimeout
     }
 
+    /// Sends the request through async-http-client, or the pinned TLS connection when it has a pin.
     public func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse {
         if let pin = request.serverCertificatePin {
             return try await PinnedTLSConnection.send(request, pin: pin, connectTimeout: connectTimeout)

@@ -19,9 +19,12 @@ public protocol HTTPTransport: Sendable {
 
 /// One HTTP header.
 public struct HTTPHeader: Hashable, Sendable {
+    /// The header name.
     public var name: String
+    /// The value; may be a secret.
     public var value: String
 
+    /// Creates a header.
     public init(name: String, value: String) {
         self.name = name
         self.value = value
@@ -30,9 +33,12 @@ public struct HTTPHeader: Hashable, Sendable {
 
 /// One query parameter, not yet percent-encoded.
 public struct QueryItem: Hashable, Sendable {
+    /// The parameter name.
     public var name: String
+    /// The decoded value.
     public var value: String
 
+    /// Creates a parameter.
     public init(name: String, value: String) {
         self.name = name
         self.value = value
@@ -62,6 +68,7 @@ public struct HTTPTransportRequest: Sendable {
     /// How long the transport may take for the whole exchange.
     public var timeout: Duration
 
+    /// Creates a request.
     public init(
         method: String,
         scheme: String,
@@ -116,10 +123,14 @@ public struct HTTPTransportRequest: Sendable {
 
 /// An endpoint's response.
 public struct HTTPTransportResponse: Sendable {
+    /// The HTTP status.
     public var status: Int
+    /// The headers.
     public var headers: [HTTPHeader]
+    /// The body.
     public var body: [UInt8]
 
+    /// Creates a response.
     public init(status: Int, headers: [HTTPHeader] = [], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
@@ -139,6 +150,7 @@ public struct HTTPTransportError: Error, Sendable, CustomStringConvertible {
     /// What happened, without the request's headers or body.
     public var message: String
 
+    /// Creates an error.
     public init(kind: Kind, message: String) {
         self.kind = kind
         self.message = message
