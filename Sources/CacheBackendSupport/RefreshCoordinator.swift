@@ -6,6 +6,7 @@ import ManagedIdentity
 /// resource in a lock directory. A process that finds the lock held waits (bounded) and then reads
 /// the token the holder stored, instead of sending its own request.
 package struct RefreshCoordinator: Sendable {
+    static let slots = 1024
     package let directory: String
     package let timeout: Duration
     package let logger: Logger
@@ -19,9 +20,11 @@ package struct RefreshCoordinator: Sendable {
     package func run<Result: Sendable>(
         _ notification: TokenCacheNotification, _ body: () async throws -> Result
     ) async throws -> Result {
-        let digest = SHA256.hash(data: Array((notification.partitionKey.rawValue + "\n" + notification.resource).utf8))
-        let name = digest.prefix(16).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-        let lock = try await FileLock.acquire(path: "\(directory)/\(name).refresh", timeout: timeout)
+        // Tokens share a fixed set of lock files, so the directory does not grow with every resource
+        // ever fetched; two tokens in one slot only take turns.
+        let digest = Array(SHA256.hash(data: Array((notification.partitionKey.rawValue + "\n" + notification.resource).utf8)))
+        let slot = (Int(digest[0]) << 8 | Int(digest[1])) % Self.slots
+        let lock = try await FileLock.acquire(path: "\(directory)/refresh-\(slot).lock", timeout: timeout)
         defer { lock?.release() }
         if lock == nil {
             logger.warning(

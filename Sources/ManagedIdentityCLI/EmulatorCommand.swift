@@ -57,12 +57,39 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(help: "The secret clients must send (default: random).")
     var secret: String?
 
+    @Option(
+        name: .customLong("user-assigned"),
+        help: ArgumentHelp(
+            "A user-assigned identity of the host, instead of the default ones; repeatable.",
+            valueName: "client-id[,object-id[,resource-id]]"))
+    var userAssigned: [String] = []
+
+    @Flag(help: "The host has no system-assigned identity.")
+    var noSystemAssigned = false
+
+    /// The default identities, or those given on the command line.
+    var identities: [EmulatedIdentity] {
+        var identities = EmulatedIdentity.defaults.filter { $0.isSystemAssigned && !noSystemAssigned }
+        if userAssigned.isEmpty {
+            identities += EmulatedIdentity.defaults.filter { !$0.isSystemAssigned }
+        }
+        for value in userAssigned {
+            let parts = value.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            identities.append(
+                .userAssigned(clientID: parts[0], objectID: parts.count > 1 ? parts[1] : nil, resourceID: parts.count > 2 ? parts[2] : nil))
+        }
+        return identities
+    }
+
     @Flag(help: "Log requests on stderr (never a token or a secret).")
     var verbose = false
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
         guard lifetime > 0 else { throw ValidationError("--lifetime must be positive.") }
+        for value in userAssigned where value.split(separator: ",", omittingEmptySubsequences: false).first?.isEmpty != false {
+            throw ValidationError("--user-assigned needs a client id: client-id[,object-id[,resource-id]].")
+        }
     }
 
     func run() async throws {
@@ -70,7 +97,8 @@ struct EmulatorCommand: AsyncParsableCommand {
         do {
             let emulator = try ManagedIdentityEmulator(
                 configuration: EmulatorConfiguration(
-                    source: source, port: port, arcKeyDirectory: arcKeyDir, secret: secret, tokenLifetime: lifetime,
+                    source: source, port: port, identities: identities, arcKeyDirectory: arcKeyDir, secret: secret,
+                    tokenLifetime: lifetime,
                     expiresOnFormat: expiresOnFormat, refreshIn: refreshIn),
                 logger: logger)
             emulator.inject(

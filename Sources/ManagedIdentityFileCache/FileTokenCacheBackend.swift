@@ -50,6 +50,8 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
     let lockDirectory: String
     /// How many times a partition was read from disk; tests use it to check unchanged files are not reread.
     let reloads = Atomic<Int>(0)
+    /// Partition file paths, made once: building the string costs more than the `lstat` of a hit.
+    private let paths = Mutex<[TokenCachePartitionKey: String]>([:])
 
     static let maximumFileSize = 8 << 20
     static let keyIDFile = ".encryption-key-id"
@@ -57,8 +59,8 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
     static let absent = TokenCacheVersion(0)
 
     /// Opens (creating if needed) a cache directory.
-    /// - Throws: ``FileTokenCacheError`` when the directory is unsafe, or the key does not match the cache's.
-    public init(directory: String, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(FileTokenCacheError) {
+    /// - Throws: ``TokenCacheBackendError`` when the directory is unsafe, or the key does not match the cache's.
+    public init(directory: String, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(TokenCacheBackendError) {
         var directory = directory
         while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
         self.directory = directory
@@ -70,14 +72,17 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
             try SecureDirectory.prepare(directory)
             try SecureDirectory.prepare(lockDirectory)
         } catch {
-            throw FileTokenCacheError(kind: .insecureDirectory, message: error.message)
+            throw TokenCacheBackendError(kind: .insecureDirectory, message: error.message)
         }
         try checkEncryptionKey()
     }
 
     /// The file of a partition.
     public func path(for key: TokenCachePartitionKey) -> String {
-        "\(directory)/\(key.rawValue).json"
+        if let path = paths.withLock({ $0[key] }) { return path }
+        let path = "\(directory)/\(key.rawValue).json"
+        paths.withLock { $0[key] = path }
+        return path
     }
 
     // MARK: Hooks
@@ -110,14 +115,20 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         guard notification.hasStateChanged else { return }
         let key = notification.partitionKey
         guard let lock = try await FileLock.acquire(path: lockPath(for: key), timeout: configuration.writeLockTimeout) else {
-            throw FileTokenCacheError(kind: .lockTimeout, message: "another process held the lock of \(key) too long")
+            throw TokenCacheBackendError(kind: .lockTimeout, message: "another process held the lock of \(key) too long")
         }
         defer { lock.release() }
         var stored: [TokenCacheEntry] = []
-        switch try load(key) {
-        case .absent: break
-        case .loaded(let entries, _): stored = entries
-        case .corrupt(let reason, let inode): quarantineLocked(key, inode: inode, reason: reason)
+        let onDisk = POSIX.lstat(path(for: key)).map(Self.version(of:)) ?? Self.absent
+        if onDisk == notification.serializer.loadedVersion {
+            // Under the lock, a file that has not changed since it was loaded is what memory holds.
+            stored = notification.serializer.entries
+        } else {
+            switch try load(key) {
+            case .absent: break
+            case .loaded(let entries, _): stored = entries
+            case .corrupt(let reason, let inode): quarantineLocked(key, inode: inode, reason: reason)
+            }
         }
         let merged = TokenCacheEntry.merge(
             stored: stored, notification: notification, now: Date(), cap: configuration.maximumEntriesPerPartition)
@@ -185,10 +196,10 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         guard fd >= 0 else {
             if errno == ENOENT { return .absent }
             if errno == ELOOP { return .corrupt(reason: "it is a symbolic link", inode: POSIX.lstat(path).map { UInt64($0.st_ino) } ?? 0) }
-            throw FileTokenCacheError(kind: .io, message: "cannot open \(path): \(POSIX.describeErrno())")
+            throw TokenCacheBackendError(kind: .io, message: "cannot open \(path): \(POSIX.describeErrno())")
         }
         defer { close(fd) }
-        guard let info = POSIX.fstat(fd) else { throw FileTokenCacheError(kind: .io, message: "cannot examine \(path)") }
+        guard let info = POSIX.fstat(fd) else { throw TokenCacheBackendError(kind: .io, message: "cannot examine \(path)") }
         let inode = UInt64(info.st_ino)
         guard info.st_mode & S_IFMT == S_IFREG else { return .corrupt(reason: "it is not a regular file", inode: inode) }
         let bytes: [UInt8]
@@ -201,7 +212,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         switch decrypt(bytes, key: key) {
         case .success(let plaintext): json = plaintext
         case .failure(.wrongKey):
-            throw FileTokenCacheError(
+            throw TokenCacheBackendError(
                 kind: .wrongEncryptionKey,
                 message: "\(path) is encrypted with another key; supply the key this cache was written with")
         case .failure(.corrupt(let reason)): return .corrupt(reason: reason, inode: inode)
@@ -255,11 +266,11 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         do {
             _ = try AtomicFile.write(bytes, to: path, directory: directory)
         } catch {
-            throw FileTokenCacheError(kind: .io, message: error.message)
+            throw TokenCacheBackendError(kind: .io, message: error.message)
         }
         // Under the lock nobody else renames this file, so what is there now is what was written;
         // the rename changed its ctime, so take the version from the path.
-        guard let info = POSIX.lstat(path) else { throw FileTokenCacheError(kind: .io, message: "\(path) vanished") }
+        guard let info = POSIX.lstat(path) else { throw TokenCacheBackendError(kind: .io, message: "\(path) vanished") }
         return Self.version(of: info)
     }
 
@@ -298,19 +309,19 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
 
     /// Compares the key with the one the cache was first written with, so a wrong key fails at
     /// start-up, with its own error, before any token request.
-    private func checkEncryptionKey() throws(FileTokenCacheError) {
+    private func checkEncryptionKey() throws(TokenCacheBackendError) {
         let path = "\(directory)/\(Self.keyIDFile)"
         let stored = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
         switch (cipher, stored) {
         case (nil, nil): return
         case (nil, .some):
-            throw FileTokenCacheError(
+            throw TokenCacheBackendError(
                 kind: .missingEncryptionKey, message: "the cache in \(directory) is encrypted; supply its encryption key")
         case (let cipher?, let stored):
             let id = cipher.keyID.map { String(format: "%02x", $0) }.joined()
             if let stored {
                 guard stored == id else {
-                    throw FileTokenCacheError(
+                    throw TokenCacheBackendError(
                         kind: .wrongEncryptionKey,
                         message: "the encryption key does not match the one the cache in \(directory) was written with")
                 }
@@ -318,42 +329,13 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
                 do {
                     _ = try AtomicFile.write(Array((id + "\n").utf8), to: path, directory: directory)
                 } catch {
-                    throw FileTokenCacheError(kind: .io, message: error.message)
+                    throw TokenCacheBackendError(kind: .io, message: error.message)
                 }
             }
         }
     }
 }
 
-/// Why the file cache cannot be used.
-public struct FileTokenCacheError: Error, Sendable, CustomStringConvertible {
-    /// The kinds of failure.
-    public enum Kind: Sendable, Hashable {
-        /// The directory is a symbolic link, belongs to another user, or is writable by others.
-        case insecureDirectory
-        /// The key differs from the one the cache was written with.
-        case wrongEncryptionKey
-        /// The cache is encrypted and no key was given.
-        case missingEncryptionKey
-        /// Another process held a partition's lock past the timeout.
-        case lockTimeout
-        /// A file operation failed.
-        case io
-    }
-
-    /// What went wrong.
-    public var kind: Kind
-    /// A description, without any token.
-    public var message: String
-
-    /// Creates an error.
-    public init(kind: Kind, message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    public var description: String { message }
-}
 
 extension TokenCacheSerializationError {
     var message: String { description }

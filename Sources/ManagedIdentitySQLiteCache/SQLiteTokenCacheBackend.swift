@@ -52,6 +52,8 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
     let logger: Logger
     let refreshCoordinator: RefreshCoordinator
     private let database: Mutex<DatabaseQueue>
+    /// Answers "did anything change?" on a hit without going through GRDB; replaced with the database.
+    private let probe: Mutex<DataVersionProbe?>
     /// Counts this instance's own writes, which `data_version` does not see, so other caches in this
     /// process that share the backend still notice them.
     private let localWrites = Atomic<UInt64>(0)
@@ -61,9 +63,9 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
     static let encryptionMetadataName = "encryption_key_id"
 
     /// Opens (creating and migrating if needed) a cache database.
-    /// - Throws: ``SQLiteTokenCacheError`` when the directory is unsafe, the key does not match the
+    /// - Throws: ``TokenCacheBackendError`` when the directory is unsafe, the key does not match the
     ///   cache's, or the database cannot be opened even after moving a bad one aside.
-    public init(path: String, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(SQLiteTokenCacheError) {
+    public init(path: String, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(TokenCacheBackendError) {
         self.path = path
         self.configuration = configuration
         self.cipher = configuration.encryptionKey.map(AtRestCipher.init)
@@ -75,13 +77,20 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
             try SecureDirectory.prepare(directory)
             try SecureDirectory.prepare(lockDirectory)
         } catch {
-            throw SQLiteTokenCacheError(kind: .insecureDirectory, message: error.message)
+            throw TokenCacheBackendError(kind: .insecureDirectory, message: error.message)
         }
         self.refreshCoordinator = RefreshCoordinator(
             directory: lockDirectory, timeout: configuration.refreshLockTimeout, logger: logger)
         let queue = try Self.openMigrated(path: path, lockDirectory: lockDirectory, configuration: configuration, logger: logger)
         self.database = Mutex(queue)
+        self.probe = Mutex(DataVersionProbe(path: path))
         try checkEncryptionKey()
+    }
+
+    deinit {
+        // The probe closes first, so GRDB's connection is the last one and checkpoints the WAL into
+        // the database file as it closes.
+        probe.withLock { $0 = nil }
     }
 
     // MARK: Hooks
@@ -97,11 +106,17 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         let key = notification.partitionKey
         let loaded = notification.serializer.loadedVersion
         let writes = localWrites.load(ordering: .acquiring)
+        // The hit path: one step of a prepared statement on the probe's own connection.
+        if let loaded, loaded.values.3 == writes, let version = probe.withLock({ $0 })?.dataVersion(),
+            loaded.values.0 == version
+        {
+            return
+        }
         let result = try withDatabase { db -> Loaded in
-            let dataVersion = try UInt64(Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
+            let dataVersion = try self.currentDataVersion(db)
             if let loaded, loaded.values.0 == dataVersion, loaded.values.3 == writes { return .unchanged }
             let generation = try Int64.fetchOne(
-                db, sql: "SELECT generation FROM partitions WHERE partition_key = ?", arguments: [key.rawValue])
+                db.cachedStatement(sql: "SELECT generation FROM partitions WHERE partition_key = ?"), arguments: [key.rawValue])
             let version = TokenCacheVersion(dataVersion, UInt64(max(generation ?? 0, 0)), generation == nil ? 0 : 1, writes)
             if let loaded, loaded.values.1 == version.values.1, loaded.values.2 == version.values.2 { return .mark(version) }
             return .reload(try self.entries(db, key: key), version)
@@ -125,7 +140,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         let written = try notification.writtenEntry.map { entry in (entry, try seal(entry)) }
         let (dataVersion, generation, entries) = try withDatabase { db -> (UInt64, Int64, [TokenCacheEntry]) in
             // Read before the transaction: anything committed after it makes the next read look again.
-            let dataVersion = try UInt64(Int64.fetchOne(db, sql: "PRAGMA data_version") ?? 0)
+            let dataVersion = try self.currentDataVersion(db)
             var generation: Int64 = 0
             var entries: [TokenCacheEntry] = []
             try db.inTransaction(.immediate) {
@@ -235,8 +250,8 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
 
     private func entries(_ db: Database, key: TokenCachePartitionKey, unsealing: Bool = true) throws -> [TokenCacheEntry] {
         let rows = try Row.fetchAll(
-            db,
-            sql: "SELECT resource, token_type, access_token, expires_on, refresh_on, cached_at FROM tokens WHERE partition_key = ?",
+            db.cachedStatement(
+                sql: "SELECT resource, token_type, access_token, expires_on, refresh_on, cached_at FROM tokens WHERE partition_key = ?"),
             arguments: [key.rawValue])
         var entries: [TokenCacheEntry] = []
         entries.reserveCapacity(rows.count)
@@ -283,7 +298,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
             return stored
         }
         guard let cipher else {
-            throw SQLiteTokenCacheError(kind: .missingEncryptionKey, message: "the cache \(path) is encrypted; supply its key")
+            throw TokenCacheBackendError(kind: .missingEncryptionKey, message: "the cache \(path) is encrypted; supply its key")
         }
         guard let data = Data(base64Encoded: String(stored.dropFirst(Self.sealedPrefix.count))) else {
             logger.error("a cached token is damaged; ignoring it")
@@ -293,7 +308,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
             let plaintext = try cipher.open(Array(data), context: Self.context(key, resource, tokenType))
             return String(decoding: plaintext, as: UTF8.self)
         } catch .wrongKey {
-            throw SQLiteTokenCacheError(kind: .wrongEncryptionKey, message: "a cached token of \(path) is encrypted with another key")
+            throw TokenCacheBackendError(kind: .wrongEncryptionKey, message: "a cached token of \(path) is encrypted with another key")
         } catch {
             logger.error("a cached token fails authentication (damaged, or moved from another row); ignoring it")
             return nil
@@ -305,6 +320,13 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
     }
 
     static func epoch(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+
+    /// The data version as the probe sees it, so versions recorded on writes and compared on hits
+    /// come from one connection; GRDB's connection answers when there is no probe.
+    func currentDataVersion(_ db: Database) throws -> UInt64 {
+        if let version = probe.withLock({ $0 })?.dataVersion() { return version }
+        return UInt64(try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA data_version")) ?? 0)
+    }
 
     // MARK: Opening, migrating, recovering
 
@@ -322,6 +344,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
                     path: path, lockDirectory: path + ".locks", configuration: configuration, logger: logger,
                     quarantineFirst: true)
             }
+            probe.withLock { $0 = DataVersionProbe(path: path) }
             return try database.withLock { $0 }.inDatabase(body)
         }
     }
@@ -342,12 +365,12 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
     /// once do not race; moves aside a database that cannot be used.
     static func openMigrated(
         path: String, lockDirectory: String, configuration: Configuration, logger: Logger, quarantineFirst: Bool = false
-    ) throws(SQLiteTokenCacheError) -> DatabaseQueue {
+    ) throws(TokenCacheBackendError) -> DatabaseQueue {
         let lock: FileLock
         do {
             lock = try FileLock.acquireBlocking(path: lockDirectory + "/open.lock")
         } catch {
-            throw SQLiteTokenCacheError(kind: .io, message: error.message)
+            throw TokenCacheBackendError(kind: .io, message: error.message)
         }
         defer { lock.release() }
         if quarantineFirst { quarantine(path: path, reason: "damaged", logger: logger) }
@@ -358,12 +381,12 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         } catch let error as DatabaseError where isCorruption(error) {
             quarantine(path: path, reason: "not a SQLite database (\(error.resultCode))", logger: logger)
         } catch {
-            throw SQLiteTokenCacheError(kind: .io, message: "cannot open \(path): \(error)")
+            throw TokenCacheBackendError(kind: .io, message: "cannot open \(path): \(error)")
         }
         do {
             return try open(path: path, configuration: configuration)
         } catch {
-            throw SQLiteTokenCacheError(kind: .io, message: "cannot create a new cache at \(path): \(error)")
+            throw TokenCacheBackendError(kind: .io, message: "cannot create a new cache at \(path): \(error)")
         }
     }
 
@@ -436,7 +459,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
     }
 
     /// Compares the key with the one the cache was first written with, so a wrong key fails at start-up.
-    private func checkEncryptionKey() throws(SQLiteTokenCacheError) {
+    private func checkEncryptionKey() throws(TokenCacheBackendError) {
         let id = cipher.map { $0.keyID.map { String($0, radix: 16).leftPadded(to: 2) }.joined() }
         let stored: String?
         do {
@@ -444,14 +467,14 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
                 try String.fetchOne(db, sql: "SELECT value FROM cache_metadata WHERE name = ?", arguments: [Self.encryptionMetadataName])
             }
         } catch {
-            throw SQLiteTokenCacheError(kind: .io, message: "cannot read \(path): \(error)")
+            throw TokenCacheBackendError(kind: .io, message: "cannot read \(path): \(error)")
         }
         switch (id, stored) {
         case (nil, nil): return
         case (nil, .some):
-            throw SQLiteTokenCacheError(kind: .missingEncryptionKey, message: "the cache \(path) is encrypted; supply its encryption key")
+            throw TokenCacheBackendError(kind: .missingEncryptionKey, message: "the cache \(path) is encrypted; supply its encryption key")
         case (let id?, let stored?) where stored != id:
-            throw SQLiteTokenCacheError(
+            throw TokenCacheBackendError(
                 kind: .wrongEncryptionKey, message: "the encryption key does not match the one the cache \(path) was written with")
         case (let id?, nil):
             do {
@@ -461,38 +484,10 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
                         arguments: [Self.encryptionMetadataName, id])
                 }
             } catch {
-                throw SQLiteTokenCacheError(kind: .io, message: "cannot write \(path): \(error)")
+                throw TokenCacheBackendError(kind: .io, message: "cannot write \(path): \(error)")
             }
             try checkEncryptionKey()
         default: return
         }
     }
-}
-
-/// Why the SQLite cache cannot be used.
-public struct SQLiteTokenCacheError: Error, Sendable, CustomStringConvertible {
-    /// The kinds of failure.
-    public enum Kind: Sendable, Hashable {
-        /// The directory is a symbolic link, belongs to another user, or is writable by others.
-        case insecureDirectory
-        /// The key differs from the one the cache was written with.
-        case wrongEncryptionKey
-        /// The cache is encrypted and no key was given.
-        case missingEncryptionKey
-        /// A database operation failed.
-        case io
-    }
-
-    /// What went wrong.
-    public var kind: Kind
-    /// A description, without any token.
-    public var message: String
-
-    /// Creates an error.
-    public init(kind: Kind, message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    public var description: String { message }
 }

@@ -61,17 +61,8 @@ struct CommandLineTests {
     @Test func anEmulatorProcessServesATokenProcessThroughItsEnvironmentFile() async throws {
         let directory = try TemporaryDirectory.make()
         let envFile = directory + "/emulator.env"
-        let emulator = ChildProcess("managed-identity", ["emulator", "--source", "app-service", "--env-file", envFile])
-        try emulator.start()
+        let (emulator, ready) = try startEmulator(["--source", "app-service", "--env-file", envFile])
         defer { if emulator.process.isRunning { kill(emulator.process.processIdentifier, SIGKILL) } }
-        let handle = emulator.output.fileHandleForReading
-        var line = ""
-        while !line.contains("\n") {
-            let data = handle.availableData
-            if data.isEmpty { break }
-            line += String(decoding: data, as: UTF8.self)
-        }
-        let ready = try json(String(line.prefix { $0 != "\n" }))
         #expect(ready["event"] as? String == "ready")
         let environment = try #require(ready["environment"] as? [String: String])
         #expect(environment["IDENTITY_ENDPOINT"]?.hasPrefix("http://127.0.0.1:") == true)
@@ -93,6 +84,33 @@ struct CommandLineTests {
         kill(emulator.process.processIdentifier, SIGTERM)
         let stopped = emulator.finish()
         #expect(stopped.status == 0)
+    }
+
+    /// Starts `managed-identity emulator` and reads its ready line.
+    func startEmulator(_ arguments: [String]) throws -> (ChildProcess, [String: Any]) {
+        let emulator = ChildProcess("managed-identity", ["emulator"] + arguments)
+        try emulator.start()
+        let handle = emulator.output.fileHandleForReading
+        var line = ""
+        while !line.contains("\n") {
+            let data = handle.availableData
+            if data.isEmpty { break }
+            line += String(decoding: data, as: UTF8.self)
+        }
+        return (emulator, try json(String(line.prefix { $0 != "\n" })))
+    }
+
+    @Test func theEmulatorsIdentitiesAreConfigurable() throws {
+        let (emulator, ready) = try startEmulator(["--source", "imds", "--user-assigned", "my-client,my-object", "--no-system-assigned"])
+        defer { kill(emulator.process.processIdentifier, SIGKILL) }
+        let environment = try #require(ready["environment"] as? [String: String])
+        let byObject = try run(
+            ["token", "--resource", "https://r", "--object-id", "my-object", "--cache", "memory", "--output", "token"],
+            environment: environment)
+        #expect(EmulatedTokenClaims(token: byObject.output.trimmingCharacters(in: .whitespacesAndNewlines))?.identity == "client_id:my-client")
+        let system = try run(["token", "--resource", "https://r", "--cache", "memory"], environment: environment)
+        #expect(system.errors.hasPrefix("error: managed_identity_request_failed: "))
+        #expect(system.errors.contains("No system-assigned managed identity"))
     }
 
     @Test func anUnreachableIMDSNamesTheVariablesAndSuggestsTheEmulator() throws {

@@ -374,3 +374,15 @@ struct TokenCacheTests {
         #expect(!String(reflecting: Secret("x")).contains("x"))
     }
 }
+
+struct CorrelationIDTests {
+    @Test func idsAreUUIDShapedAndUnique() {
+        let ids = (0..<10_000).map { _ in CorrelationID.make() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(100) {
+            #expect(UUID(uuidString: id) != nil)
+            #expect(id == id.lowercased())
+            #expect(Array(id)[14] == "4")
+        }
+    }
+}

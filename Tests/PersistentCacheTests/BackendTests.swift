@@ -39,16 +39,16 @@ struct BackendTests {
         try FileManager.default.createDirectory(atPath: real, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         try FileManager.default.createSymbolicLink(atPath: base + "/link", withDestinationPath: real)
         #expect { try FileTokenCacheBackend(directory: base + "/link") } throws: {
-            ($0 as? FileTokenCacheError)?.kind == .insecureDirectory
+            ($0 as? TokenCacheBackendError)?.kind == .insecureDirectory
         }
         let shared = base + "/shared"
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o777])
         chmod(shared, 0o777)
         #expect { try FileTokenCacheBackend(directory: shared) } throws: {
-            ($0 as? FileTokenCacheError)?.kind == .insecureDirectory && "\($0)".contains("chmod 700")
+            ($0 as? TokenCacheBackendError)?.kind == .insecureDirectory && "\($0)".contains("chmod 700")
         }
         #expect { try SQLiteTokenCacheBackend(path: shared + "/tokens.sqlite") } throws: {
-            ($0 as? SQLiteTokenCacheError)?.kind == .insecureDirectory
+            ($0 as? TokenCacheBackendError)?.kind == .insecureDirectory
         }
     }
 
@@ -173,10 +173,10 @@ struct BackendTests {
         #expect(try await restarted.token(for: "https://secret").token == token.token)
 
         #expect { try kind.open(location, key: SymmetricKeyBytes()) } throws: { error in
-            (error as? FileTokenCacheError)?.kind == .wrongEncryptionKey || (error as? SQLiteTokenCacheError)?.kind == .wrongEncryptionKey
+            (error as? TokenCacheBackendError)?.kind == .wrongEncryptionKey
         }
         #expect { try kind.open(location) } throws: { error in
-            (error as? FileTokenCacheError)?.kind == .missingEncryptionKey || (error as? SQLiteTokenCacheError)?.kind == .missingEncryptionKey
+            (error as? TokenCacheBackendError)?.kind == .missingEncryptionKey
         }
         #expect(endpoint.requestCount == 1)
     }

@@ -28,8 +28,8 @@ struct MigrationTests {
         let path = try BackendKind.sqlite.makeLocation()
         let clock = ConformanceClock()
         let endpoint = FakeTokenEndpoint(hostName: "fixture-host", clock: clock)
-        let system = try fixtureClient(path: nil, identity: .systemAssigned, endpoint: endpoint, clock: clock)
-        let user = try fixtureClient(path: nil, identity: .clientID("fixture-client"), endpoint: endpoint, clock: clock)
+        let system = try makeClient(nil, identity: .systemAssigned, endpoint: endpoint, clock: clock, host: "fixture-host")
+        let user = try makeClient(nil, identity: .clientID("fixture-client"), endpoint: endpoint, clock: clock, host: "fixture-host")
 
         let fixture = try #require(Bundle.module.url(forResource: "Fixtures/cache-v1", withExtension: "sql"))
         var sql = try String(contentsOf: fixture, encoding: .utf8)
@@ -42,8 +42,11 @@ struct MigrationTests {
         try await queue.writeWithoutTransaction { try $0.execute(sql: dump) }
         try queue.close()
 
-        let migratedSystem = try fixtureClient(path: path, identity: .systemAssigned, endpoint: endpoint, clock: clock)
-        let migratedUser = try fixtureClient(path: path, identity: .clientID("fixture-client"), endpoint: endpoint, clock: clock)
+        let migratedSystem = try makeClient(
+            try SQLiteTokenCacheBackend(path: path), identity: .systemAssigned, endpoint: endpoint, clock: clock, host: "fixture-host")
+        let migratedUser = try makeClient(
+            try SQLiteTokenCacheBackend(path: path), identity: .clientID("fixture-client"), endpoint: endpoint, clock: clock,
+            host: "fixture-host")
         #expect(try await migratedSystem.token(for: "https://vault.azure.net").token == "v1-system-vault")
         #expect(try await migratedSystem.token(for: "https://management.azure.com").token == "v1-system-arm")
         #expect(try await migratedUser.token(for: "https://vault.azure.net").token == "v1-user-vault")
@@ -67,18 +70,5 @@ struct MigrationTests {
         }
         let names = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
         #expect(!names.contains { $0.contains(".corrupt-") })
-    }
-
-    func fixtureClient(
-        path: String?, identity: ManagedIdentityID, endpoint: FakeTokenEndpoint, clock: ConformanceClock
-    ) throws -> ManagedIdentityClient {
-        try ManagedIdentityClient(
-            identity: identity,
-            configuration: .init(
-                source: .imds,
-                environment: ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"]),
-                clock: clock, hostDiscriminator: "fixture-host"),
-            cache: TokenCache(backend: try path.map { try SQLiteTokenCacheBackend(path: $0) }),
-            transport: endpoint)
     }
 }

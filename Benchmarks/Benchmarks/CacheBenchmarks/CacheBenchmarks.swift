@@ -1,5 +1,6 @@
 import Benchmark
 import Foundation
+import Synchronization
 import ManagedIdentity
 import ManagedIdentityCacheConformance
 import ManagedIdentityFileCache
@@ -31,6 +32,9 @@ func temporaryDirectory() -> String {
     return path
 }
 
+/// Resource names made once, so no benchmark loop pays for building a string.
+let resourceNames = (0..<100).map { "https://resource-\($0).example" }
+
 let timeMetrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
 
 /// `resources` tokens for each of `identities` identities, all in one cache.
@@ -40,7 +44,7 @@ func populated(identities: Int, resources: Int, cache: TokenCache) async -> [Man
     var clients: [ManagedIdentityClient] = []
     for index in 0..<identities {
         let client = client(.clientID("identity-\(index)"), cache: cache, endpoint: endpoint, clock: clock)
-        for resource in 0..<resources { _ = try! await client.token(for: "https://resource-\(resource).example") }
+        for resource in 0..<resources { _ = try! await client.token(for: resourceNames[resource]) }
         clients.append(client)
     }
     return clients
@@ -54,7 +58,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("In-memory hit, 1 token", configuration: .init(scalingFactor: .kilo)) { benchmark, clients in
         let client = clients[0]
         for _ in benchmark.scaledIterations {
-            blackHole(try await client.token(for: "https://resource-0.example"))
+            blackHole(try await client.token(for: resourceNames[0]))
         }
     } setup: {
         await populated(identities: 1, resources: 1, cache: TokenCache())
@@ -62,10 +66,21 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("In-memory hit, 100,000 tokens across 10,000 identities", configuration: .init(scalingFactor: .kilo)) {
         benchmark, clients in
+        // Requests stride over every identity and resource, so the whole cache is the working set.
         var index = 0
         for _ in benchmark.scaledIterations {
             index = (index &+ 7919) % clients.count
-            blackHole(try await clients[index].token(for: "https://resource-\(index % 10).example"))
+            blackHole(try await clients[index].token(for: resourceNames[index % 10]))
+        }
+    } setup: {
+        await populated(identities: 10_000, resources: 10, cache: TokenCache())
+    }
+
+    Benchmark("In-memory hit of one key, 100,000 tokens cached", configuration: .init(scalingFactor: .kilo)) {
+        benchmark, clients in
+        let client = clients[4_321]
+        for _ in benchmark.scaledIterations {
+            blackHole(try await client.token(for: resourceNames[3]))
         }
     } setup: {
         await populated(identities: 10_000, resources: 10, cache: TokenCache())
@@ -74,7 +89,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark("Hit through a no-op hook backend", configuration: .init(scalingFactor: .kilo)) { benchmark, clients in
         let client = clients[0]
         for _ in benchmark.scaledIterations {
-            blackHole(try await client.token(for: "https://resource-0.example"))
+            blackHole(try await client.token(for: resourceNames[0]))
         }
     } setup: {
         await populated(identities: 1, resources: 1, cache: TokenCache(backend: NoOpBackend()))
@@ -100,34 +115,43 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // MARK: Memory
+    // Bytes still allocated when the window closes (requested sizes, counted by the malloc
+    // interposer). Per token = (cache - strings alone) / 100,000; BENCHMARKS.md shows the division.
 
     Benchmark(
-        "Memory per cached token, excluding the token string",
-        configuration: .init(metrics: [.custom("bytes per token", useScalingFactor: false)], maxIterations: 3)
-    ) { benchmark in
-        let identities = 1000
-        let resourcesPerIdentity = 100
-        let count = identities * resourcesPerIdentity
+        "Memory: 100,000 cached tokens across 1,000 identities",
+        configuration: .init(
+            metrics: [.memoryLeakedBytes, .mallocCountTotal], units: [.memoryLeakedBytes: .count, .mallocCountTotal: .count],
+            warmupIterations: 0, maxIterations: 1)
+    ) { (benchmark: Benchmark, clients: [ManagedIdentityClient]) in
+        benchmark.startMeasurement()
+        for client in clients {
+            for resource in resourceNames { _ = try! await client.token(for: resource) }
+        }
+        benchmark.stopMeasurement()
+        Retained.keep(clients)
+    } setup: { () -> [ManagedIdentityClient] in
         let cache = TokenCache()
-        let clients = (0..<identities).map {
+        return (0..<1000).map {
             try! ManagedIdentityClient(
                 identity: .clientID("memory-\($0)"),
                 configuration: .init(source: .imds, environment: environment, hostDiscriminator: "bench"),
                 cache: cache, transport: QuietIssuer())
         }
-        let resources = (0..<resourcesPerIdentity).map { "https://resource-\($0).example" }
-        let before = mallinfo2().uordblks
-        for client in clients {
-            for resource in resources { _ = try! await client.token(for: resource) }
-        }
-        let cached = mallinfo2().uordblks - before
-        // The same number of strings as long as the tokens, measured alone, is what the tokens cost.
-        let beforeStrings = mallinfo2().uordblks
-        let strings = (0..<count).map { String(repeating: "t", count: QuietIssuer.tokenLength - 6) + String(100_000 + $0) }
-        let tokenBytes = mallinfo2().uordblks - beforeStrings
-        benchmark.measurement(.custom("bytes per token", useScalingFactor: false), (cached - tokenBytes) / count)
-        blackHole(strings)
-        blackHole(cache)
+    }
+
+    Benchmark(
+        "Memory: 100,000 token strings alone",
+        configuration: .init(
+            metrics: [.memoryLeakedBytes, .mallocCountTotal], units: [.memoryLeakedBytes: .count, .mallocCountTotal: .count],
+            warmupIterations: 0, maxIterations: 1)
+    ) { benchmark in
+        let bytes = Array(String(repeating: "t", count: QuietIssuer.tokenLength).utf8)
+        benchmark.startMeasurement()
+        // Made as the JSON decoder makes a token: a string of exactly the token's bytes.
+        let strings = (0..<100_000).map { _ in String(decoding: bytes, as: UTF8.self) }
+        benchmark.stopMeasurement()
+        Retained.keep(strings)
     }
 
     // MARK: Persistent backends
@@ -143,7 +167,7 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark("\(kind): hit with nothing changed on disk", configuration: .init(scalingFactor: .kilo)) { benchmark, clients in
             let client = clients[0]
             for _ in benchmark.scaledIterations {
-                blackHole(try await client.token(for: "https://resource-0.example"))
+                blackHole(try await client.token(for: resourceNames[0]))
             }
         } setup: {
             await populated(identities: 1, resources: 1, cache: TokenCache(backend: open(location())))
@@ -152,15 +176,19 @@ let benchmarks: @Sendable () -> Void = {
         Benchmark(
             "\(kind): add one token to a cache of 10,000 tokens across 100 identities",
             configuration: .init(maxDuration: .seconds(5), maxIterations: 2_000)
-        ) { benchmark, clients in
-            var serial = 0
+        ) { benchmark, state in
+            // Every iteration adds a token no one has: a miss, a request to the in-process endpoint, a write.
             for _ in benchmark.scaledIterations {
-                serial += 1
-                blackHole(try await clients[serial % clients.count].token(for: "https://added-\(serial).example"))
+                let serial = state.serial.add(1, ordering: .relaxed).newValue
+                let resource = "https://added-\(serial).example"
+                benchmark.startMeasurement()
+                let token = try await state.clients[serial % state.clients.count].token(for: resource)
+                benchmark.stopMeasurement()
+                precondition(token.tokenSource == .identityProvider)
             }
         } setup: {
             // Each identity's partition holds 100 tokens, as 10,000 tokens over 100 identities do.
-            await populated(identities: 100, resources: 100, cache: TokenCache(backend: open(location())))
+            AddState(clients: await populated(identities: 100, resources: 100, cache: TokenCache(backend: open(location()))))
         }
 
         Benchmark(
@@ -172,7 +200,7 @@ let benchmarks: @Sendable () -> Void = {
             benchmark.startMeasurement()
             // What a restarted process does: open the cache, make a client, get a token.
             let restarted = client(.clientID("identity-3"), cache: TokenCache(backend: open(stored)), endpoint: endpoint, clock: clock)
-            blackHole(try await restarted.token(for: "https://resource-5.example"))
+            blackHole(try await restarted.token(for: resourceNames[5]))
             benchmark.stopMeasurement()
             benchmark.measurement(.custom("requests to the endpoint", useScalingFactor: false), endpoint.requestCount)
         } setup: {
@@ -190,4 +218,17 @@ struct QuietIssuer: HTTPTransport {
         let token = String(repeating: "t", count: Self.tokenLength - 6) + String(Int.random(in: 100_000...999_999))
         return HTTPTransportResponse(status: 200, body: Array(#"{"access_token":"\#(token)","expires_in":3600}"#.utf8))
     }
+}
+
+/// The clients of the add benchmark and a counter that survives between its runs.
+final class AddState: Sendable {
+    let clients: [ManagedIdentityClient]
+    let serial = Atomic<Int>(0)
+    init(clients: [ManagedIdentityClient]) { self.clients = clients }
+}
+
+/// Keeps what a memory benchmark built alive past its measurement window.
+enum Retained {
+    private static let objects = Mutex<[any Sendable]>([])
+    static func keep(_ object: any Sendable) { objects.withLock { $0.append(object) } }
 }

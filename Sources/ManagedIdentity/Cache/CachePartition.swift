@@ -47,7 +47,7 @@ final class CachePartition: Sendable {
     func lookup(_ entryKey: TokenCacheEntryKey) -> TokenCacheEntry? {
         let entry = state.withLock { $0.entries[entryKey] }
         guard let entry, entry.partitionKey == descriptor.key, entry.resource == entryKey.resource,
-            entry.key.tokenType == entryKey.tokenType
+            entry.tokenType == entryKey.tokenType || entry.key.tokenType == entryKey.tokenType
         else { return nil }
         return entry
     }

@@ -53,7 +53,8 @@ public struct TokenCacheEntryKey: Hashable, Sendable, CustomStringConvertible {
     /// Creates a key; `bearer` in any case is spelled `Bearer`.
     public init(resource: String, tokenType: String = "Bearer") {
         self.resource = resource
-        self.tokenType = tokenType.lowercased() == "bearer" ? "Bearer" : tokenType
+        // The common case is checked first: lower-casing costs more than the rest of a cache hit.
+        self.tokenType = tokenType == "Bearer" || tokenType.lowercased() == "bearer" ? "Bearer" : tokenType
     }
 
     public var description: String { "\(resource) (\(tokenType))" }

@@ -112,10 +112,8 @@ public enum PartitionDocument {
                 endpoint: descriptor.endpoint
             )
         )
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         // Encoding these plain string fields cannot fail.
-        return (try? Array(encoder.encode(document))) ?? []
+        return (try? Array(JSONEncoder().encode(document))) ?? []
     }
 
     /// A decoded document.
@@ -130,22 +128,24 @@ public enum PartitionDocument {
 
     /// Decodes and validates a document.
     public static func decode(_ bytes: [UInt8]) throws(TokenCacheSerializationError) -> Decoded {
-        let header: Header
+        // One parse on the common path; the header alone is read only to explain a failure.
+        let data = Data(bytes)
+        let document: Document
         do {
-            header = try JSONDecoder().decode(HeaderOnly.self, from: Data(bytes)).partition
+            document = try JSONDecoder().decode(Document.self, from: data)
         } catch {
-            throw TokenCacheSerializationError(kind: .malformed, message: "The cache document is not a partition: \(error).")
+            if let header = try? JSONDecoder().decode(HeaderOnly.self, from: data).partition, header.version != formatVersion {
+                throw TokenCacheSerializationError(
+                    kind: .unsupportedVersion,
+                    message: "The cache document has format version \(header.version); this library reads \(formatVersion).")
+            }
+            throw TokenCacheSerializationError(kind: .malformed, message: "The cache document is malformed: \(error).")
         }
+        let header = document.partition
         guard header.version == formatVersion else {
             throw TokenCacheSerializationError(
                 kind: .unsupportedVersion,
                 message: "The cache document has format version \(header.version); this library reads \(formatVersion).")
-        }
-        let document: Document
-        do {
-            document = try JSONDecoder().decode(Document.self, from: Data(bytes))
-        } catch {
-            throw TokenCacheSerializationError(kind: .malformed, message: "The cache document is malformed: \(error).")
         }
         guard let key = TokenCachePartitionKey(rawValue: header.partitionKey),
             let source = ManagedIdentitySource(rawValue: header.source),

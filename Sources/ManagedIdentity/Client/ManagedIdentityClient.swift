@@ -121,7 +121,7 @@ public final class ManagedIdentityClient: Sendable {
     private func tokenFromCacheOrEndpoint(
         resource: String, entryKey: TokenCacheEntryKey, options: TokenRequestOptions, logger: Logger
     ) async throws -> AccessToken {
-        let correlationID = options.correlationID ?? UUID().uuidString.lowercased()
+        let correlationID = options.correlationID ?? CorrelationID.make()
         var reason = AccessToken.CacheRefreshReason.forceRefreshOrClaims
         var revokedTokenHash: String?
         if options.forceRefresh {
@@ -261,7 +261,7 @@ public final class ManagedIdentityClient: Sendable {
         guard !partition.inflight.isRunning(entryKey) else { return }
         let id = backgroundRefreshIDs.add(1, ordering: .relaxed).newValue
         let request = FetchRequest(
-            resource: resource, entryKey: entryKey, correlationID: UUID().uuidString.lowercased(),
+            resource: resource, entryKey: entryKey, correlationID: CorrelationID.make(),
             reason: .proactivelyRefreshed, revokedTokenHash: nil, proactive: true)
         backgroundRefreshes.withLock { tasks in
             tasks[id] = Task { [self] in

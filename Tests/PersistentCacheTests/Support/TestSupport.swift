@@ -47,15 +47,15 @@ struct SymmetricKeyBytes: Sendable {
 
 /// A client of one identity against an in-process token issuer; nothing leaves the process.
 func makeClient(
-    _ backend: any TokenCacheBackend, identity: ManagedIdentityID = .clientID("persistent-test"),
-    endpoint: FakeTokenEndpoint, clock: ConformanceClock
+    _ backend: (any TokenCacheBackend)?, identity: ManagedIdentityID = .clientID("persistent-test"),
+    endpoint: FakeTokenEndpoint, clock: ConformanceClock, host: String = "test-host"
 ) throws -> ManagedIdentityClient {
     try ManagedIdentityClient(
         identity: identity,
         configuration: .init(
             source: .imds,
             environment: ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"]),
-            clock: clock, hostDiscriminator: "test-host"),
+            clock: clock, hostDiscriminator: host),
         cache: TokenCache(backend: backend),
         transport: endpoint)
 }
