@@ -386,3 +386,23 @@ struct CorrelationIDTests {
         }
     }
 }
+
+struct PartitionDocumentTests {
+    @Test func theHandWrittenJSONRoundTripsHostileText() throws {
+        let key = TokenCachePartitionKey(source: .imds, endpoint: "http://e", identity: .clientID("a\"b\\c"), hostDiscriminator: "h")
+        let descriptor = TokenCachePartitionDescriptor(
+            key: key, source: .imds, identity: .clientID("a\"b\\c"), endpoint: "http://e/\u{1}\n")
+        let now = Date(timeIntervalSince1970: 1_767_225_600)
+        let entries = [
+            TokenCacheEntry(
+                partitionKey: key, resource: "https://r/\"quoted\"\n\t\u{7}é😀", accessToken: "tok\\en\u{0}",
+                expiresOn: now.addingTimeInterval(3600), refreshOn: now.addingTimeInterval(1800), cachedAt: now),
+            TokenCacheEntry(partitionKey: key, resource: "https://plain", accessToken: "t2", expiresOn: now, cachedAt: now),
+        ]
+        let bytes = PartitionDocument.encode(descriptor: descriptor, entries: entries)
+        #expect(try JSONSerialization.jsonObject(with: Data(bytes)) is [String: Any])
+        let decoded = try PartitionDocument.decode(bytes)
+        #expect(decoded.descriptor == descriptor)
+        #expect(Set(decoded.entries) == Set(entries))
+    }
+}

@@ -68,7 +68,8 @@ public struct TokenCacheNotification: Sendable {
     /// When the last token of the partition expires: a good expiry for the stored copy.
     public let suggestedCacheExpiry: Date?
     /// The request's correlation id.
-    public let correlationID: String
+    public var correlationID: String { correlation.string }
+    let correlation: CorrelationID
     /// The token this write stored (on the hooks of a write).
     public let writtenEntry: TokenCacheEntry?
     /// The entries this write removed because they expired or exceeded the partition cap.

@@ -1,11 +1,39 @@
 import Synchronization
 
-/// Makes request correlation ids: UUID-shaped (version 4 layout), unique within the process and, from
-/// a random seed, across processes.
+/// A request's correlation id: UUID-shaped (version 4 layout), unique within the process and, from a
+/// random seed, across processes; or the one the caller gave.
 ///
 /// Foundation's `UUID()` reads the system's random source on every call (about 4 µs here); a request
-/// needs an id, not cryptographic randomness, so ids come from a counter mixed with a random seed.
-enum CorrelationID {
+/// needs an id, not cryptographic randomness, so ids come from a counter mixed with a random seed. The
+/// text is made only when something reads it: a cache hit whose hooks ignore the id never pays for it.
+struct CorrelationID: Sendable, CustomStringConvertible {
+    private enum Storage: Sendable {
+        case generated(UInt64)
+        case given(String)
+    }
+
+    private let storage: Storage
+
+    /// The id the caller gave.
+    init(_ given: String) { storage = .given(given) }
+
+    private init(count: UInt64) { storage = .generated(count) }
+
+    /// A new id.
+    static func next() -> CorrelationID {
+        CorrelationID(count: counter.add(1, ordering: .relaxed).newValue)
+    }
+
+    /// The id's text; the same every time it is read.
+    var string: String {
+        switch storage {
+        case .given(let text): text
+        case .generated(let count): Self.format(count)
+        }
+    }
+
+    var description: String { string }
+
     private static let seed: UInt64 = {
         var generator = SystemRandomNumberGenerator()
         return generator.next()
@@ -13,7 +41,10 @@ enum CorrelationID {
     private static let counter = Atomic<UInt64>(0)
 
     static func make() -> String {
-        let count = counter.add(1, ordering: .relaxed).newValue
+        next().string
+    }
+
+    private static func format(_ count: UInt64) -> String {
         let high = mix(seed &+ count)
         let low = mix(high ^ count)
         return String(unsafeUninitializedCapacity: 36) { buffer in

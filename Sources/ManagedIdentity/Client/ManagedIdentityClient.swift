@@ -121,7 +121,7 @@ public final class ManagedIdentityClient: Sendable {
     private func tokenFromCacheOrEndpoint(
         resource: String, entryKey: TokenCacheEntryKey, options: TokenRequestOptions, logger: Logger
     ) async throws -> AccessToken {
-        let correlationID = options.correlationID ?? CorrelationID.make()
+        let correlationID = options.correlationID.map(CorrelationID.init) ?? CorrelationID.next()
         var reason = AccessToken.CacheRefreshReason.forceRefreshOrClaims
         var revokedTokenHash: String?
         if options.forceRefresh {
@@ -133,7 +133,7 @@ public final class ManagedIdentityClient: Sendable {
             let cached = await readCache(entryKey: entryKey, resource: resource, correlationID: correlationID, logger: logger)
             if let cached, isUsable(cached, now: now) {
                 if options.claims == nil {
-                    return served(cached, now: now, correlationID: correlationID, logger: logger)
+                    return served(cached, now: now, correlationID: options.correlationID, logger: logger)
                 }
                 revokedTokenHash = Self.sha256Hex(cached.accessToken)
             } else if options.claims == nil {
@@ -154,7 +154,7 @@ public final class ManagedIdentityClient: Sendable {
         if started { return token }
         // Callers that joined another's request get its token as it was served to the first caller.
         var joined = token
-        joined.correlationID = correlationID
+        joined.correlationID = correlationID.string
         return joined
     }
 
@@ -162,7 +162,7 @@ public final class ManagedIdentityClient: Sendable {
     struct FetchRequest: Sendable {
         var resource: String
         var entryKey: TokenCacheEntryKey
-        var correlationID: String
+        var correlationID: CorrelationID
         var reason: AccessToken.CacheRefreshReason
         var revokedTokenHash: String?
         /// A background refresh: a cached token that is valid but past its refresh time is not enough.
@@ -175,7 +175,7 @@ public final class ManagedIdentityClient: Sendable {
         guard let backend = cache.backend else {
             let now = clock.now
             if let entry = partition.lookup(request.entryKey), isFresh(entry, now: now, proactive: request.proactive) {
-                return served(entry, now: now, correlationID: request.correlationID, logger: logger)
+                return served(entry, now: now, correlationID: request.correlationID.string, logger: logger)
             }
             return try await fetchAndStore(request, logger: logger)
         }
@@ -187,7 +187,7 @@ public final class ManagedIdentityClient: Sendable {
                 logger: logger)
             let now = clock.now
             if let cached, isFresh(cached, now: now, proactive: request.proactive) {
-                return .success(served(cached, now: now, correlationID: request.correlationID, logger: logger))
+                return .success(served(cached, now: now, correlationID: request.correlationID.string, logger: logger))
             }
             return await Result(catching: { try await fetchAndStore(request, logger: logger) })
         }
@@ -209,7 +209,7 @@ public final class ManagedIdentityClient: Sendable {
     /// Asks the endpoint, then stores the token through the write hooks.
     private func fetchAndStore(_ request: FetchRequest, logger: Logger) async throws -> AccessToken {
         let parameters = TokenRequestParameters(
-            resource: request.resource, identity: identity, correlationID: request.correlationID,
+            resource: request.resource, identity: identity, correlationID: request.correlationID.string,
             clientCapabilities: clientCapabilities, revokedTokenHash: request.revokedTokenHash,
             timeout: requestTimeout)
         let issued = try await acquirer.acquire(parameters, logger: logger)
@@ -233,7 +233,7 @@ public final class ManagedIdentityClient: Sendable {
             tokenSource: .identityProvider,
             managedIdentitySource: source,
             cacheRefreshReason: request.reason,
-            correlationID: request.correlationID
+            correlationID: request.correlationID.string
         )
     }
 
@@ -261,7 +261,7 @@ public final class ManagedIdentityClient: Sendable {
         guard !partition.inflight.isRunning(entryKey) else { return }
         let id = backgroundRefreshIDs.add(1, ordering: .relaxed).newValue
         let request = FetchRequest(
-            resource: resource, entryKey: entryKey, correlationID: CorrelationID.make(),
+            resource: resource, entryKey: entryKey, correlationID: CorrelationID.next(),
             reason: .proactivelyRefreshed, revokedTokenHash: nil, proactive: true)
         backgroundRefreshes.withLock { tasks in
             tasks[id] = Task { [self] in
@@ -288,7 +288,7 @@ public final class ManagedIdentityClient: Sendable {
 
     /// A read: `beforeAccess`, lookup, `afterAccess`. A failing `beforeAccess` makes it a miss.
     private func readCache(
-        entryKey: TokenCacheEntryKey, resource: String, correlationID: String, logger: Logger
+        entryKey: TokenCacheEntryKey, resource: String, correlationID: CorrelationID, logger: Logger
     ) async -> TokenCacheEntry? {
         guard let backend = cache.backend else { return partition.lookup(entryKey) }
         let notification = makeNotification(resource: resource, correlationID: correlationID, changed: false)
@@ -309,7 +309,7 @@ public final class ManagedIdentityClient: Sendable {
 
     /// A write: `beforeAccess`, `beforeWrite`, store, `afterAccess`. Hook failures are logged; the
     /// token is kept in memory and returned regardless.
-    private func writeCache(_ entry: TokenCacheEntry, correlationID: String, now: Date, logger: Logger) async {
+    private func writeCache(_ entry: TokenCacheEntry, correlationID: CorrelationID, now: Date, logger: Logger) async {
         guard let backend = cache.backend else {
             _ = partition.store(entry, now: now, cap: cache.maximumEntriesPerPartition)
             return
@@ -333,7 +333,7 @@ public final class ManagedIdentityClient: Sendable {
     }
 
     private func makeNotification(
-        resource: String, correlationID: String, changed: Bool, written: TokenCacheEntry? = nil,
+        resource: String, correlationID: CorrelationID, changed: Bool, written: TokenCacheEntry? = nil,
         removed: [TokenCacheEntryKey] = []
     ) -> TokenCacheNotification {
         let summary = partition.summary(validAfter: clock.now.addingTimeInterval(margin))
@@ -345,7 +345,7 @@ public final class ManagedIdentityClient: Sendable {
             hasStateChanged: changed,
             hasTokens: summary.hasTokens,
             suggestedCacheExpiry: summary.latestExpiry,
-            correlationID: correlationID,
+            correlation: correlationID,
             writtenEntry: written,
             removedEntries: removed,
             serializer: TokenCachePartitionSerializer(partition: partition)
