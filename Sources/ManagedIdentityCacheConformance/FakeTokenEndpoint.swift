@@ -106,7 +106,14 @@ public struct TokenClaims: Sendable, Hashable, Codable {
     /// The token text: `fake.<hex of the claims' JSON>`.
     public var token: String {
         let json = (try? JSONEncoder().encode(self)) ?? Data()
-        return "fake." + json.map { String(format: "%02x", $0) }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var text = Array("fake.".utf8)
+        text.reserveCapacity(5 + json.count * 2)
+        for byte in json {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Reads the claims back from a token made by ``token``.

@@ -90,9 +90,9 @@ public enum PartitionDocument {
         out.append(contentsOf: #"{"AccessToken":{"#.utf8)
         for (index, entry) in entries.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
-            let key = ["", "managed_identity", "accesstoken", clientID, "managed_identity", entry.resource, entry.tokenType]
-                .joined(separator: "-").lowercased()
-            JSONWriter.string(key, into: &out)
+            JSONWriter.lowercasedKey(
+                ["", "managed_identity", "accesstoken", clientID, "managed_identity", entry.resource, entry.tokenType],
+                into: &out)
             out.append(contentsOf: #":{"cached_at":"#.utf8)
             JSONWriter.string(epochString(entry.cachedAt), into: &out)
             out.append(contentsOf: #","client_id":"#.utf8)
@@ -267,21 +267,44 @@ public enum PartitionDocument {
 enum JSONWriter {
     static func string(_ text: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
-            case 0x0A: out.append(contentsOf: #"\n"#.utf8)
-            case 0x0D: out.append(contentsOf: #"\r"#.utf8)
-            case 0x09: out.append(contentsOf: #"\t"#.utf8)
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0F)])
-            default: out.append(byte)
+        // Most text needs no escape: copy it whole rather than byte by byte.
+        if text.utf8.contains(where: needsEscape) {
+            for byte in text.utf8 { append(byte, into: &out) }
+        } else {
+            out.append(contentsOf: text.utf8)
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// MSAL's entry key: the parts joined with `-`, lower-cased (ASCII letters; other text as is).
+    static func lowercasedKey(_ parts: [String], into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for (index, part) in parts.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: "-")) }
+            for byte in part.utf8 {
+                append((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte, into: &out)
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
+    private static func append(_ byte: UInt8, into out: inout [UInt8]) {
+        switch byte {
+        case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
+        case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
+        case 0x0A: out.append(contentsOf: #"\n"#.utf8)
+        case 0x0D: out.append(contentsOf: #"\r"#.utf8)
+        case 0x09: out.append(contentsOf: #"\t"#.utf8)
+        case 0..<0x20:
+            let digits = Array("0123456789abcdef".utf8)
+            out.append(contentsOf: #"\u00"#.utf8)
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        default: out.append(byte)
+        }
     }
 }
