@@ -66,9 +66,7 @@ struct CacheCommand: AsyncParsableCommand {
                         cachedAt: Int64(entry.cachedAt.timeIntervalSince1970))
                 }
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            return String(decoding: try encoder.encode(rows), as: UTF8.self)
+            return try jsonLine(rows)
         }
 
         struct Row: Encodable {

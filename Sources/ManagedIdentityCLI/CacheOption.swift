@@ -140,3 +140,10 @@ func reportAndExit(_ error: any Error) -> Never {
     FileHandle.standardError.write(Data((line + "\n").utf8))
     exit(1)
 }
+
+/// One line of JSON, keys sorted, slashes unescaped (URLs stay readable).
+func jsonLine(_ value: some Encodable) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}

@@ -135,9 +135,7 @@ struct EmulatorService: Service {
             event: "ready", source: emulator.configuration.source.rawValue, endpoint: emulator.endpoint,
             port: emulator.port, environment: emulator.environment, thumbprint: emulator.thumbprint,
             arcKeyDirectory: emulator.arcKeyDirectory, identities: emulator.configuration.identities)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(ready), as: UTF8.self)) ?? #"{"event":"ready"}"#
+        return (try? jsonLine(ready)) ?? #"{"event":"ready"}"#
     }
 
     struct ReadyLine: Encodable {

@@ -150,9 +150,7 @@ struct TokenCommand: AsyncParsableCommand {
                 source: token.managedIdentitySource.rawValue,
                 tokenSource: token.tokenSource.rawValue,
                 cache: cacheOptions.cache.description)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            return String(decoding: try encoder.encode(output), as: UTF8.self)
+            return try jsonLine(output)
         }
     }
 

@@ -114,6 +114,14 @@ struct ErrorTests {
         #expect(transport.requestCount == 1)
     }
 
+    @Test func aCancelledRequestThrowsCancellationNotANetworkError() async throws {
+        let transport = FakeTransport { _, _ throws(HTTPTransportError) in
+            throw HTTPTransportError(kind: .cancelled, message: "cancelled")
+        }
+        let client = try makeClient(environment: TestEnvironment.make(), transport: transport)
+        await #expect(throws: CancellationError.self) { try await client.token(for: Vectors.resource) }
+    }
+
     @Test func theRealIMDSAddressIsRefusedByTheTestTransport() async throws {
         let transport = FakeTransport(responses: [.token()])
         let client = try makeClient(

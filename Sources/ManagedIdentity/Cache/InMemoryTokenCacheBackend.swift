@@ -5,19 +5,23 @@ import Synchronization
 /// reference implementation of the hook contract, and a way for several caches in one process to
 /// see each other's tokens.
 ///
-/// Writes are merged (the written entry replaces its key in the stored partition) rather than
-/// overwriting the whole partition, so concurrent writers of one partition lose nothing.
+/// Writes are merged into the stored partition (``TokenCacheEntry/merge(stored:notification:now:cap:)``:
+/// the written entry in, expired ones out, the cap kept) rather than overwriting it, so concurrent
+/// writers of one partition lose nothing.
 public final class InMemoryTokenCacheBackend: TokenCacheBackend {
     private struct Stored {
         var generation: UInt64
-        var entries: [TokenCacheEntryKey: TokenCacheEntry]
+        var entries: [TokenCacheEntry]
     }
 
     private let stored = Mutex<[TokenCachePartitionKey: Stored]>([:])
     private let generations = Atomic<UInt64>(0)
+    private let maximumEntriesPerPartition: Int
 
-    /// Creates an empty backend.
-    public init() {}
+    /// Creates an empty backend whose partitions keep at most `maximumEntriesPerPartition` tokens.
+    public init(maximumEntriesPerPartition: Int = 1_000) {
+        self.maximumEntriesPerPartition = maximumEntriesPerPartition
+    }
 
     /// Loads the stored partition when it changed since the cache last loaded it.
     public func beforeAccess(_ notification: TokenCacheNotification) async throws {
@@ -25,7 +29,7 @@ public final class InMemoryTokenCacheBackend: TokenCacheBackend {
         guard let current else { return }
         let version = TokenCacheVersion(current.generation)
         if notification.serializer.loadedVersion != version {
-            notification.serializer.replaceEntries(Array(current.entries.values), version: version)
+            notification.serializer.replaceEntries(current.entries, version: version)
         }
     }
 
@@ -33,12 +37,13 @@ public final class InMemoryTokenCacheBackend: TokenCacheBackend {
     public func afterAccess(_ notification: TokenCacheNotification) async throws {
         guard notification.hasStateChanged else { return }
         let generation = generations.add(1, ordering: .relaxed).newValue
+        let now = Date()
         let merged = stored.withLock { stored -> [TokenCacheEntry] in
-            var partition = stored[notification.partitionKey]?.entries ?? [:]
-            for key in notification.removedEntries { partition[key] = nil }
-            if let written = notification.writtenEntry { partition[written.key] = written }
-            stored[notification.partitionKey] = Stored(generation: generation, entries: partition)
-            return Array(partition.values)
+            let merged = TokenCacheEntry.merge(
+                stored: stored[notification.partitionKey]?.entries ?? [], notification: notification, now: now,
+                cap: maximumEntriesPerPartition)
+            stored[notification.partitionKey] = Stored(generation: generation, entries: merged)
+            return merged
         }
         notification.serializer.replaceEntries(merged, version: TokenCacheVersion(generation))
     }

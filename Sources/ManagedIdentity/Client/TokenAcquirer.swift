@@ -84,6 +84,8 @@ struct TokenAcquirer: Sendable {
                     }
                     delay = next
                     logger.debug("retrying managed identity request after a timeout")
+                case .cancelled:
+                    throw CancellationError()
                 case .connectionFailed, .refused, .certificatePinMismatch:
                     throw unreachable(error)
                 }

@@ -63,7 +63,7 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
         } catch let error as HTTPClientError {
             throw Self.map(error, request: request)
         } catch is CancellationError {
-            throw HTTPTransportError(kind: .connectionFailed, message: "The request to \(request.origin) was cancelled.")
+            throw HTTPTransportError(kind: .cancelled, message: "The request to \(request.origin) was cancelled.")
         } catch {
             throw HTTPTransportError(
                 kind: .connectionFailed,

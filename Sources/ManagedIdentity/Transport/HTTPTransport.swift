@@ -168,6 +168,8 @@ public struct HTTPTransportError: Error, Sendable, CustomStringConvertible {
         case certificatePinMismatch
         /// The transport refused the request (for example a test transport that only allows loopback).
         case refused
+        /// The calling task was cancelled.
+        case cancelled
     }
 }
 
