@@ -105,6 +105,29 @@ struct TokenCacheTests {
         #expect(!requests[1].query.contains { $0.value.contains("access_token") })
     }
 
+    // TV-08 through this client: Python's api-version chosen, capabilities foo,bar, cached token "AT".
+    @Test func serviceFabricClaimsAsInPythonsVector() async throws {
+        let transport = FakeTransport { _, index in index == 0 ? .token("AT") : .token("T\(index)") }
+        var variables = TestEnvironment.serviceFabric
+        variables["IDENTITY_ENDPOINT"] = "https://localhost"
+        let client = try ManagedIdentityClient(
+            configuration: .init(
+                environment: TestEnvironment.make(variables), clientCapabilities: ["foo", "bar"],
+                serviceFabricAPIVersion: .v2019_07_01_preview, clock: TestClock(), hostDiscriminator: "h"),
+            cache: TokenCache(), transport: transport)
+        _ = try await client.token(for: "R")
+        _ = try await client.token(for: "R", options: TokenRequestOptions(claims: "{}"))
+        let request = transport.requests[1]
+        #expect(request.origin == "https://localhost")
+        #expect(Dictionary(request.query.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a }) == [
+            "api-version": "2019-07-01-preview", "resource": "R",
+            "token_sha256_to_refresh": "eb5442705969dc8da5dfac8f9658dc68acdab5bb7635ba7cc551e389416ac34e",
+            "xms_cc": "foo,bar",
+        ])
+        #expect(request.header("secret") == "secret")
+        #expect(ManagedIdentityClient.sha256Hex("test_token") == "cc0af97287543b65da2c7e1476426021826cab166f1e063ed012b855ff819656")
+    }
+
     @Test func claimsAreNotSentToOtherSources() async throws {
         let transport = FakeTransport { _, index in .token("T\(index)") }
         let client = try makeClient(environment: environment, transport: transport, capabilities: ["cp1"])

@@ -10,14 +10,20 @@ import Foundation
 /// ``TokenCacheNotification/writtenEntry``).
 ///
 /// ## Sequences
-/// - A cache read is `beforeAccess`, then `afterAccess`, with `hasStateChanged == false`.
-/// - A write (after a token was fetched) is `beforeAccess`, `beforeWrite`, then `afterAccess`, all
-///   with `hasStateChanged == true`.
-/// - A cache miss is a read, then the request to the endpoint, then a write; a failed request has no write.
-/// - A cache hit, a force refresh (a write only), a claims request (a read, then a write), and a
-///   background refresh (a write, inside ``coordinateRefresh(_:_:)`` with a read first) all go through the hooks.
-/// - Every `beforeAccess` is followed by exactly one `afterAccess`, even when a hook or the work
-///   between them throws, so a backend may lock in one and unlock in the other.
+/// Each flow calls the hooks in exactly this order (the conformance suite checks it):
+///
+/// | flow | hooks |
+/// | --- | --- |
+/// | hit | `beforeAccess`, `afterAccess` |
+/// | miss | `beforeAccess`, `afterAccess`, then inside `coordinateRefresh`: `beforeAccess`, `afterAccess` (another process may have stored the token meanwhile), the request, `beforeAccess`, `beforeWrite`, `afterAccess` |
+/// | miss whose request fails | the same up to the request; no write |
+/// | force refresh | the request, then `beforeAccess`, `beforeWrite`, `afterAccess` |
+/// | claims | `beforeAccess`, `afterAccess`, the request, `beforeAccess`, `beforeWrite`, `afterAccess` |
+/// | background refresh (past `refresh_on`) | after the hit's pair, as a miss does from `coordinateRefresh` on |
+///
+/// Reads have `hasStateChanged == false`; the three hooks of a write have it `true`. Every
+/// `beforeAccess` is followed by exactly one `afterAccess`, even when a hook or the work between them
+/// throws, so a backend may lock in one and unlock in the other.
 ///
 /// Hooks of different requests may run concurrently; a backend must be safe for that. A hook that
 /// throws is logged as a warning and treated as a cache miss (for reads) or an unsaved write: it
