@@ -380,8 +380,10 @@ public final class ManagedIdentityClient: Sendable {
 
     /// Removes one trailing `/.default`, exactly and case-sensitively, as MSAL.NET and Go do.
     static func resource(fromScope scope: String) throws(ManagedIdentityError) -> String {
-        let resource = scope.hasSuffix("/.default") ? String(scope.dropLast("/.default".count)) : scope
-        guard !resource.isEmpty, !resource.allSatisfy(\.isWhitespace) else {
+        let resource = scope.utf8.reversed().starts(with: "/.default".utf8.reversed())
+            ? String(scope.dropLast("/.default".count)) : scope
+        // A first byte that is not a space settles it without walking the characters of the resource.
+        guard let first = resource.utf8.first, first > 0x20 || !resource.allSatisfy(\.isWhitespace) else {
             throw ManagedIdentityError(
                 code: .invalidResource,
                 message: "The resource is empty. Pass the resource (for example https://management.azure.com) "
