@@ -102,8 +102,8 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         switch try load(key) {
         case .absent:
             notification.serializer.replaceEntries([], version: Self.absent)
-        case .loaded(let entries, let version):
-            notification.serializer.replaceEntries(entries, version: version)
+        case .loaded(let document, let version):
+            notification.serializer.replaceEntries(document.entries, version: version)
         case .corrupt(let reason, let inode):
             try await quarantine(key, inode: inode, reason: reason)
             notification.serializer.replaceEntries([], version: Self.absent)
@@ -126,7 +126,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         } else {
             switch try load(key) {
             case .absent: break
-            case .loaded(let entries, _): stored = entries
+            case .loaded(let document, _): stored = document.entries
             case .corrupt(let reason, let inode): quarantineLocked(key, inode: inode, reason: reason)
             }
         }
@@ -150,12 +150,10 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
         var partitions: [StoredTokenCachePartition] = []
         for key in try partitionKeysOnDisk() {
-            guard case .loaded(let entries, _) = try load(key), let data = try readFile(key),
-                let decoded = try? PartitionDocument.decode(data)
-            else { continue }
+            guard case .loaded(let document, _) = try load(key) else { continue }
             partitions.append(
                 StoredTokenCachePartition(
-                    descriptor: decoded.descriptor, entries: entries.map(StoredTokenCacheEntry.init)))
+                    descriptor: document.descriptor, entries: document.entries.map(StoredTokenCacheEntry.init)))
         }
         return partitions.sorted { $0.descriptor.key < $1.descriptor.key }
     }
@@ -170,12 +168,12 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
             switch try load(key) {
             case .absent: continue
             case .corrupt(let reason, let inode): quarantineLocked(key, inode: inode, reason: reason)
-            case .loaded(let entries, _):
+            case .loaded(let document, _):
                 let now = Date()
-                let kept = expiredOnly ? entries.filter { $0.expiresOn > now } : []
-                removed += entries.count - kept.count
-                if kept.count != entries.count, let data = try readFile(key), let decoded = try? PartitionDocument.decode(data) {
-                    _ = try store(kept, descriptor: decoded.descriptor)
+                let kept = expiredOnly ? document.entries.filter { $0.expiresOn > now } : []
+                removed += document.entries.count - kept.count
+                if kept.count != document.entries.count {
+                    _ = try store(kept, descriptor: document.descriptor)
                 }
             }
         }
@@ -186,7 +184,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
 
     enum Loaded {
         case absent
-        case loaded([TokenCacheEntry], TokenCacheVersion)
+        case loaded(PartitionDocument.Decoded, TokenCacheVersion)
         case corrupt(reason: String, inode: UInt64)
     }
 
@@ -222,7 +220,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
             guard decoded.partitionKey == key else {
                 return .corrupt(reason: "it holds partition \(decoded.partitionKey), not the one its name says", inode: inode)
             }
-            return .loaded(decoded.entries, Self.version(of: info))
+            return .loaded(decoded, Self.version(of: info))
         } catch {
             return .corrupt(reason: error.message, inode: inode)
         }
@@ -244,14 +242,6 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         } catch {
             return .failure(.corrupt(AtRestCipher.isSealed(bytes) ? "it fails authentication" : "it is not encrypted"))
         }
-    }
-
-    private func readFile(_ key: TokenCachePartitionKey) throws -> [UInt8]? {
-        let fd = open(path(for: key), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        guard let bytes = try? POSIX.readAll(fd, limit: Self.maximumFileSize) else { return nil }
-        return try? decrypt(bytes, key: key).get()
     }
 
     /// Writes a partition (or removes its file when empty); the caller holds the partition's lock.

@@ -400,7 +400,7 @@ struct TokenCacheTests {
 
 struct CorrelationIDTests {
     @Test func idsAreUUIDShapedAndUnique() {
-        let ids = (0..<10_000).map { _ in CorrelationID.make() }
+        let ids = (0..<10_000).map { _ in CorrelationID.next().string }
         #expect(Set(ids).count == ids.count)
         for id in ids.prefix(100) {
             #expect(UUID(uuidString: id) != nil)

@@ -98,13 +98,6 @@ final class CachePartition: Sendable {
         return dropped
     }
 
-    func remove(_ entryKey: TokenCacheEntryKey) {
-        state.withLock { state in
-            state.entries[entryKey] = nil
-            state.latestExpiry = state.entries.values.map(\.expiresOn).max()
-        }
-    }
-
     var entries: [TokenCacheEntry] {
         state.withLock { Array($0.entries.values) }
     }

@@ -40,10 +40,6 @@ struct CorrelationID: Sendable, CustomStringConvertible {
     }()
     private static let counter = Atomic<UInt64>(0)
 
-    static func make() -> String {
-        next().string
-    }
-
     private static func format(_ count: UInt64) -> String {
         let high = mix(seed &+ count)
         let low = mix(high ^ count)

@@ -11,7 +11,7 @@ struct CloudShellEndpoint: SourceEndpoint {
             ManagedIdentityVariable.msiEndpoint, in: environment, for: .cloudShell, sourceDisplayName: "Cloud Shell")
         if identity.isUserAssigned {
             throw SourceResolver.unsupportedIdentity(
-                identity, source: .cloudShell, code: .userAssignedNotSupported,
+                    source: .cloudShell, code: .userAssignedNotSupported,
                 reason: "User assigned identity is not supported by the Cloud Shell Managed Identity. "
                     + "Use the system-assigned identity (.systemAssigned) in Cloud Shell.")
         }

@@ -88,11 +88,6 @@ struct EndpointURL: Hashable, Sendable, CustomStringConvertible {
         request.query = query
         return request.url
     }
-
-    /// Whether the host is a loopback name or address.
-    var isLoopback: Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
 }
 
 extension Character {

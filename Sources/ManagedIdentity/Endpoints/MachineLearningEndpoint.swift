@@ -21,7 +21,7 @@ struct MachineLearningEndpoint: SourceEndpoint {
         case .systemAssigned:
             guard let clientID = environment.value(ManagedIdentityVariable.defaultIdentityClientID) else {
                 throw SourceResolver.unsupportedIdentity(
-                    identity, source: .machineLearning, code: .invalidIDType,
+                    source: .machineLearning, code: .invalidIDType,
                     reason: "The DEFAULT_IDENTITY_CLIENT_ID environment variable is null. Azure Machine Learning "
                         + "sets it for the compute's system-assigned identity; set it, or ask for a user-assigned "
                         + "identity by client id.")
@@ -31,7 +31,7 @@ struct MachineLearningEndpoint: SourceEndpoint {
             defaultClientID = environment.value(ManagedIdentityVariable.defaultIdentityClientID) ?? ""
         case .resourceID, .objectID:
             throw SourceResolver.unsupportedIdentity(
-                identity, source: .machineLearning, code: .invalidIDType,
+                    source: .machineLearning, code: .invalidIDType,
                 reason: "Only client id is supported for user-assigned managed identity in Machine Learning. "
                     + "Use .clientID(...) instead of a \(identity.kind.displayName).")
         }

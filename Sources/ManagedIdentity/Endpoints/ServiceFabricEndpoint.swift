@@ -45,7 +45,7 @@ struct ServiceFabricEndpoint: SourceEndpoint {
         case .systemAssigned, .objectID: break
         case .clientID, .resourceID:
             throw SourceResolver.unsupportedIdentity(
-                identity, source: .serviceFabric, code: .userAssignedNotConfigurableAtRuntime,
+                    source: .serviceFabric, code: .userAssignedNotConfigurableAtRuntime,
                 reason: "Service Fabric user assigned managed identity ClientId or ResourceId is not configurable "
                     + "at runtime. Service Fabric only supports selecting a user-assigned identity by object id "
                     + "(sent as principalId); use .objectID(...), or the identity configured for the application.")

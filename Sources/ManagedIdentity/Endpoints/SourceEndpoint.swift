@@ -107,7 +107,7 @@ enum SourceResolver {
     }
 
     static func unsupportedIdentity(
-        _ identity: ManagedIdentityID, source: ManagedIdentitySource, code: ManagedIdentityError.Code, reason: String
+        source: ManagedIdentitySource, code: ManagedIdentityError.Code, reason: String
     ) -> ManagedIdentityError {
         ManagedIdentityError(code: code, message: "[Managed Identity] " + reason, source: source)
     }
