@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ManagedIdentitySQLiteCache", targets: ["ManagedIdentitySQLiteCache"]),
         .library(name: "ManagedIdentityEmulator", targets: ["ManagedIdentityEmulator"]),
         .library(name: "ManagedIdentityCacheConformance", targets: ["ManagedIdentityCacheConformance"]),
+        .library(name: "ManagedIdentityTesting", targets: ["ManagedIdentityTesting"]),
         .executable(name: "managed-identity", targets: ["ManagedIdentityCLI"]),
     ],
     dependencies: [
@@ -53,6 +54,7 @@ let package = Package(
             name: "CacheBackendSupport",
             dependencies: [
                 "ManagedIdentity",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -83,6 +85,7 @@ let package = Package(
             name: "ManagedIdentityEmulator",
             dependencies: [
                 "ManagedIdentity",
+                "ManagedIdentityTesting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -96,9 +99,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // What tests of this package and of its users share: a manual clock, the fake issuer, the
+        // one format of fake tokens' claims (the emulator issues it too).
+        .target(
+            name: "ManagedIdentityTesting",
+            dependencies: ["ManagedIdentity"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ManagedIdentityCacheConformance",
-            dependencies: ["ManagedIdentity"],
+            dependencies: ["ManagedIdentity", "ManagedIdentityTesting"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -121,6 +131,8 @@ let package = Package(
             name: "CacheStressTool",
             dependencies: [
                 "ManagedIdentity",
+                "ManagedIdentityTesting",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 "ManagedIdentityFileCache",
                 "ManagedIdentitySQLiteCache",
             ],
@@ -131,6 +143,7 @@ let package = Package(
             dependencies: [
                 "ManagedIdentity",
                 "ManagedIdentityCacheConformance",
+                "ManagedIdentityTesting",
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
@@ -143,7 +156,7 @@ let package = Package(
             name: "PersistentCacheTests",
             dependencies: [
                 "TestSupport", "ManagedIdentity", "ManagedIdentityFileCache", "ManagedIdentitySQLiteCache",
-                "ManagedIdentityCacheConformance", "ManagedIdentityEmulator",
+                "ManagedIdentityCacheConformance", "ManagedIdentityEmulator", "ManagedIdentityTesting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -152,12 +165,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ManagedIdentityEmulatorTests",
-            dependencies: ["ManagedIdentity", "ManagedIdentityEmulator"],
+            dependencies: ["ManagedIdentity", "ManagedIdentityEmulator", "ManagedIdentityTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "ManagedIdentityCLITests",
-            dependencies: ["TestSupport", "ManagedIdentity", "ManagedIdentityEmulator"],
+            dependencies: ["TestSupport", "ManagedIdentity", "ManagedIdentityEmulator", "ManagedIdentityTesting"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -18,25 +18,19 @@ package struct RefreshCoordinator: Sendable {
     }
 
     package func run<Result: Sendable>(
-        _ notification: TokenCacheNotification, _ body: () async throws -> Result
+        partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
     ) async throws -> Result {
         // Tokens share a fixed set of lock files, so the directory does not grow with every resource
         // ever fetched; two tokens in one slot only take turns.
-        let digest = Array(SHA256.hash(data: Array((notification.partitionKey.rawValue + "\n" + notification.resource).utf8)))
+        let digest = Array(SHA256.hash(data: Array((partition.rawValue + "\n" + resource).utf8)))
         let slot = (Int(digest[0]) << 8 | Int(digest[1])) % Self.slots
         let lock = try await FileLock.acquire(path: "\(directory)/refresh-\(slot).lock", timeout: timeout)
         defer { lock?.release() }
         if lock == nil {
             logger.warning(
                 "another process has been fetching this token for too long; fetching without waiting",
-                metadata: ["managed-identity.partition": "\(notification.partitionKey)"])
+                metadata: ["managed-identity.partition": "\(partition)"])
         }
         return try await body()
-    }
-}
-
-extension String {
-    package func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
     }
 }

@@ -1,9 +1,13 @@
 import Foundation
 import ManagedIdentity
+import ManagedIdentityTesting
+import Synchronization
 
 /// Checks that a cache backend keeps the promises of the hook contract: hook order, isolation of
 /// identities, hosts and resources, expiry edges, export and import, persistence across a restart,
-/// and that random interleavings never serve a token to the wrong request.
+/// no write lost to a concurrent writer, the newer write winning, the retention rule, foreign
+/// entries dropped, failing hooks reported, and that random interleavings never serve a token to the
+/// wrong request.
 ///
 /// ```swift
 /// @Test func myBackendConforms() async throws {
@@ -34,6 +38,10 @@ public struct TokenCacheConformance: Sendable {
             ("expiry edges", checkExpiryEdges),
             ("export and import", checkExportImport),
             ("persistence across a restart", checkPersistenceAcrossRestart),
+            ("concurrent writers", checkConcurrentWriters),
+            ("retention", checkRetention),
+            ("foreign entries", checkForeignEntriesAreDropped),
+            ("failing hooks", checkFailingHooksAreReported),
             ("random interleavings", { try await checkRandomInterleavings(operations: interleavings) }),
         ]
         for (name, check) in checks {
@@ -220,7 +228,7 @@ public struct TokenCacheConformance: Sendable {
         let resource = "https://export.example/\(UUID().uuidString)"
         let first = try await host.client(identity, cache: source).token(for: resource)
         let client = try host.client(identity, cache: source)
-        guard let bytes = source.serializer(for: client.partitionKey)?.export() else {
+        guard let bytes = source.partition(for: client.partitionKey)?.exportDocument() else {
             throw ConformanceFailure(check: check, message: "the partition could not be exported")
         }
         let fresh = TokenCache()
@@ -234,7 +242,7 @@ public struct TokenCacheConformance: Sendable {
         let otherClient = try host.client(.objectID(UUID().uuidString), cache: fresh)
         _ = try await otherClient.token(for: resource)
         do {
-            try fresh.serializer(for: otherClient.partitionKey)?.import(bytes)
+            try fresh.partition(for: otherClient.partitionKey)?.importDocument(bytes)
             throw ConformanceFailure(check: check, message: "a document of another partition was imported")
         } catch is TokenCacheSerializationError {}
     }
@@ -316,7 +324,7 @@ func expectClaims(
         throw ConformanceFailure(check: check, message: "\(label): the token served is not one the endpoint issued")
     }
     let expectedHost = identity == .systemAssigned ? host : claims.host
-    guard claims.host == expectedHost, claims.identity == TokenClaims.identityString(identity), claims.resource == resource,
+    guard claims.host == expectedHost, claims.identity == TokenClaims.identityClaim(identity), claims.audience == resource,
         token.resource == resource
     else {
         throw ConformanceFailure(
@@ -345,9 +353,13 @@ public struct ConformanceFailure: Error, Sendable, CustomStringConvertible {
 struct FakeHost: Sendable {
     let name: String
     let endpoint: FakeTokenEndpoint
-    let clock: ConformanceClock
+    let clock: ManualClock
 
     func client(_ identity: ManagedIdentityID, cache: TokenCache) throws -> ManagedIdentityClient {
+        try client(identity, cache: cache, endpoint: endpoint)
+    }
+
+    func client(_ identity: ManagedIdentityID, cache: TokenCache, endpoint: any HTTPTransport) throws -> ManagedIdentityClient {
         try ManagedIdentityClient(
             identity: identity,
             configuration: .init(
@@ -363,7 +375,7 @@ struct FakeHost: Sendable {
 
 /// The suite's clock and hosts.
 struct World: Sendable {
-    let clock = ConformanceClock()
+    let clock = ManualClock(now: Date())
 
     func host(_ name: String) -> FakeHost {
         FakeHost(name: name, endpoint: FakeTokenEndpoint(hostName: name, clock: clock), clock: clock)

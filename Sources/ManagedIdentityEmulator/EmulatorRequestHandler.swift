@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Foundation
 import ManagedIdentity
 
@@ -236,7 +237,7 @@ struct EmulatorRequestHandler: Sendable {
         let next = state.nextToken()
         let issuedAt = Int(now().timeIntervalSince1970)
         let expiresAt = issuedAt + next.lifetime
-        let claims = EmulatedTokenClaims(
+        let claims = TokenClaims(
             audience: resource, identity: identity.label, appID: identity.clientID, objectID: identity.objectID,
             source: configuration.source.rawValue, serial: next.serial, issuedAt: issuedAt, expiresAt: expiresAt)
         var fields: [(String, Any)] = [("access_token", claims.token), ("resource", resource), ("token_type", "Bearer")]

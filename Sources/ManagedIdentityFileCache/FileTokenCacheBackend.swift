@@ -10,15 +10,17 @@ import Synchronization
 /// - Writes are atomic and durable: a temporary file in the same directory, fsync, rename, directory
 ///   fsync. A reader sees the old file or the new one, never a torn one.
 /// - A write merges the one new token into the partition as stored on disk, under an `flock` of the
-///   partition's lock file, so concurrent writers in any number of processes lose nothing; the kernel
-///   releases the lock when a process dies, so a crash leaves no stale lock.
-/// - A read costs one `lstat` when the file has not changed since it was loaded.
+///   partition's lock file and the cache's retention rule, so concurrent writers in any number of
+///   processes lose nothing; the kernel releases the lock when a process dies, so a crash leaves no
+///   stale lock.
+/// - A read costs one `lstat` when the file has not changed since it was loaded. Reading a changed
+///   file, writing, syncing and removing run on NIO's thread pool, never on the cooperative pool.
 /// - Files are 0600 in a 0700 directory; a symbolic-link, foreign or group-writable directory is refused.
 /// - A truncated, garbage, wrong-version or foreign file is moved aside as `.corrupt-<timestamp>`,
 ///   logged, and treated as empty.
 /// - With an encryption key, files are sealed with AES-GCM; a wrong key is reported as such, not as corruption.
 /// - File names are the partition keys (a hash), never user text.
-public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
+public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCacheBackend {
     /// Options of the backend.
     public struct Configuration: Sendable {
         /// A 256-bit key to encrypt files with, or `nil` for plain JSON.
@@ -27,18 +29,15 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         public var refreshLockTimeout: Duration
         /// How long a write waits for the partition's lock.
         public var writeLockTimeout: Duration
-        /// The most entries one partition file keeps.
-        public var maximumEntriesPerPartition: Int
 
-        /// Creates options; no encryption, 10 s lock timeouts and 1,000 entries per partition by default.
+        /// Creates options; no encryption, and 10 s lock timeouts by default; the partition cap is the cache's (``TokenCache/maximumEntriesPerPartition``).
         public init(
             encryptionKey: SymmetricKey? = nil, refreshLockTimeout: Duration = .seconds(10),
-            writeLockTimeout: Duration = .seconds(10), maximumEntriesPerPartition: Int = 1_000
+            writeLockTimeout: Duration = .seconds(10)
         ) {
             self.encryptionKey = encryptionKey
             self.refreshLockTimeout = refreshLockTimeout
             self.writeLockTimeout = writeLockTimeout
-            self.maximumEntriesPerPartition = maximumEntriesPerPartition
         }
     }
 
@@ -48,15 +47,40 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
     let cipher: AtRestCipher?
     let logger: Logger
     let lockDirectory: String
-    /// How many times a partition was read from disk; tests use it to check unchanged files are not reread.
-    let reloads = Atomic<Int>(0)
     /// Partition file paths, made once: building the string costs more than the `lstat` of a hit.
     private let paths = Mutex<[TokenCachePartitionKey: String]>([:])
+    /// The partitions this instance last read or wrote, by the version of the file it saw: a write
+    /// that finds the file unchanged merges into these instead of parsing the file again.
+    private let lastSeen = Mutex<[TokenCachePartitionKey: (version: Version, entries: [TokenCacheEntry])]>([:])
+
+    /// The version of a partition's file: its inode, size, modification and change times, which
+    /// together change with every rename onto it. Opaque outside this backend.
+    public struct Version: Hashable, Sendable {
+        let inode: UInt64
+        let size: UInt64
+        let modified: UInt64
+        let changed: UInt64
+
+        init(_ info: stat) {
+            inode = UInt64(info.st_ino)
+            size = UInt64(info.st_size)
+            modified = POSIX.nanoseconds(info.st_mtim)
+            changed = POSIX.nanoseconds(info.st_ctim)
+        }
+
+        init(inode: UInt64, size: UInt64, modified: UInt64, changed: UInt64) {
+            self.inode = inode
+            self.size = size
+            self.modified = modified
+            self.changed = changed
+        }
+
+        /// The version of a partition without a file.
+        static let absent = Version(inode: 0, size: 0, modified: 0, changed: 0)
+    }
 
     static let maximumFileSize = 8 << 20
     static let keyIDFile = ".encryption-key-id"
-    /// The version recorded when a partition has no file.
-    static let absent = TokenCacheVersion(0)
 
     /// Opens (creating if needed) a cache directory.
     /// - Throws: ``TokenCacheBackendError`` when the directory is unsafe, or the key does not match the cache's.
@@ -85,106 +109,113 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         return path
     }
 
-    // MARK: Hooks
+    // MARK: Storage
 
-    /// Loads the partition's file if it changed since it was loaded (one `lstat` when it did not).
-    public func beforeAccess(_ notification: TokenCacheNotification) async throws {
-        let key = notification.partitionKey
-        let path = path(for: key)
+    /// The partition's file when it changed since `version` (one `lstat` when it did not).
+    public func read(_ partition: TokenCachePartitionKey, version: inout Version?) async throws -> [TokenCacheEntry]? {
+        let path = path(for: partition)
         guard let info = POSIX.lstat(path) else {
-            if notification.serializer.loadedVersion != Self.absent {
-                notification.serializer.replaceEntries([], version: Self.absent)
-            }
-            return
+            defer { version = .absent }
+            return version == .absent ? nil : []
         }
-        if notification.serializer.loadedVersion == Self.version(of: info) { return }
-        reloads.add(1, ordering: .relaxed)
-        switch try load(key) {
+        if version == Version(info) { return nil }
+        let loaded = try await BlockingWork.run { try self.load(partition) }
+        switch loaded {
         case .absent:
-            notification.serializer.replaceEntries([], version: Self.absent)
-        case .loaded(let document, let version):
-            notification.serializer.replaceEntries(document.entries, version: version)
+            version = .absent
+            return []
+        case .loaded(let document, let current):
+            remember(partition, version: current, entries: document.entries)
+            version = current
+            return document.entries
         case .corrupt(let reason, let inode):
-            try await quarantine(key, inode: inode, reason: reason)
-            notification.serializer.replaceEntries([], version: Self.absent)
+            try await quarantine(partition, inode: inode, reason: reason)
+            version = .absent
+            return []
         }
     }
 
-    /// After a write: under the partition's lock, merges the written token into the file on disk.
-    public func afterAccess(_ notification: TokenCacheNotification) async throws {
-        guard notification.hasStateChanged else { return }
-        let key = notification.partitionKey
+    /// Merges the token into the partition's file under its lock and the retention rule.
+    public func write(
+        _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
+    ) async throws -> (entries: [TokenCacheEntry], version: Version) {
+        try await withPartitionLock(partition.key) {
+            let stored = try self.storedEntriesLocked(partition.key)
+            let merged = retention.apply(to: stored, writing: entry, in: partition.key)
+            return (merged, try self.store(merged, descriptor: partition))
+        }
+    }
+
+    /// Removes tokens from the partition's file under its lock.
+    public func remove(_ keys: [TokenCacheEntryKey], from partition: TokenCachePartitionKey) async throws {
+        try await withPartitionLock(partition) {
+            guard case .loaded(let document, _) = try self.load(partition) else { return }
+            let removed = Set(keys)
+            let kept = document.entries.filter { !removed.contains($0.key) }
+            if kept.count != document.entries.count {
+                _ = try self.store(kept, descriptor: document.descriptor)
+            }
+        }
+    }
+
+    /// Holds a per-token `flock` while `body` fetches, so other processes wait and read the result.
+    public func withRefreshLock<Result: Sendable>(
+        partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
+    ) async throws -> Result {
+        try await RefreshCoordinator(directory: lockDirectory, timeout: configuration.refreshLockTimeout, logger: logger)
+            .run(partition: partition, resource: resource, body)
+    }
+
+    /// Takes the partition's lock (waiting without blocking a thread), then runs `body` on the thread pool.
+    private func withPartitionLock<T: Sendable>(
+        _ key: TokenCachePartitionKey, _ body: @escaping @Sendable () throws -> T
+    ) async throws -> T {
         guard let lock = try await FileLock.acquire(path: lockPath(for: key), timeout: configuration.writeLockTimeout) else {
             throw TokenCacheBackendError(kind: .lockTimeout, message: "another process held the lock of \(key) too long")
         }
         defer { lock.release() }
-        var stored: [TokenCacheEntry] = []
-        let onDisk = POSIX.lstat(path(for: key)).map(Self.version(of:)) ?? Self.absent
-        if onDisk == notification.serializer.loadedVersion {
-            // Under the lock, a file that has not changed since it was loaded is what memory holds.
-            stored = notification.serializer.entries
-        } else {
-            switch try load(key) {
-            case .absent: break
-            case .loaded(let document, _): stored = document.entries
-            case .corrupt(let reason, let inode): quarantineLocked(key, inode: inode, reason: reason)
-            }
-        }
-        let merged = TokenCacheEntry.merge(
-            stored: stored, notification: notification, now: Date(), cap: configuration.maximumEntriesPerPartition)
-        let version = try store(merged, descriptor: notification.serializer.descriptor)
-        notification.serializer.replaceEntries(merged, version: version)
+        return try await BlockingWork.run(body)
     }
 
-    /// Holds a per-token `flock` while `body` fetches, so other processes wait and read the result.
-    public func coordinateRefresh<Result: Sendable>(
-        _ notification: TokenCacheNotification, _ body: () async throws -> Result
-    ) async throws -> Result {
-        try await RefreshCoordinator(directory: lockDirectory, timeout: configuration.refreshLockTimeout, logger: logger)
-            .run(notification, body)
+    /// The partition as stored, read under its lock: from memory when the file is the one this
+    /// instance last saw, else from the file (moving a corrupt one aside).
+    private func storedEntriesLocked(_ key: TokenCachePartitionKey) throws -> [TokenCacheEntry] {
+        guard let info = POSIX.lstat(path(for: key)) else { return [] }
+        if let seen = lastSeen.withLock({ $0[key] }), seen.version == Version(info) { return seen.entries }
+        switch try load(key) {
+        case .absent: return []
+        case .loaded(let document, _): return document.entries
+        case .corrupt(let reason, let inode):
+            quarantineLocked(key, inode: inode, reason: reason)
+            return []
+        }
+    }
+
+    private func remember(_ key: TokenCachePartitionKey, version: Version, entries: [TokenCacheEntry]) {
+        lastSeen.withLock { $0[key] = (version, entries) }
     }
 
     // MARK: Inspection
 
     /// Lists the partition files, without tokens.
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
-        var partitions: [StoredTokenCachePartition] = []
-        for key in try partitionKeysOnDisk() {
-            guard case .loaded(let document, _) = try load(key) else { continue }
-            partitions.append(
-                StoredTokenCachePartition(
-                    descriptor: document.descriptor, entries: document.entries.map(StoredTokenCacheEntry.init)))
-        }
-        return partitions.sorted { $0.descriptor.key < $1.descriptor.key }
-    }
-
-    /// Removes tokens from the files.
-    public func purge(expiredOnly: Bool) async throws -> Int {
-        var removed = 0
-        for key in try partitionKeysOnDisk() {
-            guard let lock = try await FileLock.acquire(path: lockPath(for: key), timeout: configuration.writeLockTimeout)
-            else { continue }
-            defer { lock.release() }
-            switch try load(key) {
-            case .absent: continue
-            case .corrupt(let reason, let inode): quarantineLocked(key, inode: inode, reason: reason)
-            case .loaded(let document, _):
-                let now = Date()
-                let kept = expiredOnly ? document.entries.filter { $0.expiresOn > now } : []
-                removed += document.entries.count - kept.count
-                if kept.count != document.entries.count {
-                    _ = try store(kept, descriptor: document.descriptor)
-                }
+        try await BlockingWork.run {
+            var partitions: [StoredTokenCachePartition] = []
+            for key in try self.partitionKeysOnDisk() {
+                guard case .loaded(let document, _) = try self.load(key) else { continue }
+                partitions.append(
+                    StoredTokenCachePartition(
+                        descriptor: document.descriptor, entries: document.entries.map(StoredTokenCacheEntry.init)))
             }
+            return partitions.sorted { $0.descriptor.key < $1.descriptor.key }
         }
-        return removed
     }
 
     // MARK: Files
 
-    enum Loaded {
+    enum Loaded: Sendable {
         case absent
-        case loaded(PartitionDocument.Decoded, TokenCacheVersion)
+        case loaded(PartitionDocument.Decoded, Version)
         case corrupt(reason: String, inode: UInt64)
     }
 
@@ -220,7 +251,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
             guard decoded.partitionKey == key else {
                 return .corrupt(reason: "it holds partition \(decoded.partitionKey), not the one its name says", inode: inode)
             }
-            return .loaded(decoded, Self.version(of: info))
+            return .loaded(decoded, Version(info))
         } catch {
             return .corrupt(reason: error.message, inode: inode)
         }
@@ -245,11 +276,12 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
     }
 
     /// Writes a partition (or removes its file when empty); the caller holds the partition's lock.
-    private func store(_ entries: [TokenCacheEntry], descriptor: TokenCachePartitionDescriptor) throws -> TokenCacheVersion {
+    private func store(_ entries: [TokenCacheEntry], descriptor: TokenCachePartitionDescriptor) throws -> Version {
         let path = path(for: descriptor.key)
         if entries.isEmpty {
             unlink(path)
-            return Self.absent
+            lastSeen.withLock { $0[descriptor.key] = nil }
+            return .absent
         }
         var bytes = PartitionDocument.encode(descriptor: descriptor, entries: entries)
         if let cipher { bytes = try cipher.seal(bytes, context: descriptor.key.rawValue) }
@@ -261,13 +293,15 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         // Under the lock nobody else renames this file, so what is there now is what was written;
         // the rename changed its ctime, so take the version from the path.
         guard let info = POSIX.lstat(path) else { throw TokenCacheBackendError(kind: .io, message: "\(path) vanished") }
-        return Self.version(of: info)
+        let version = Version(info)
+        remember(descriptor.key, version: version, entries: entries)
+        return version
     }
 
     private func quarantine(_ key: TokenCachePartitionKey, inode: UInt64, reason: String) async throws {
         guard let lock = try await FileLock.acquire(path: lockPath(for: key), timeout: configuration.writeLockTimeout) else { return }
         defer { lock.release() }
-        quarantineLocked(key, inode: inode, reason: reason)
+        try await BlockingWork.run { self.quarantineLocked(key, inode: inode, reason: reason) }
     }
 
     /// Moves the file aside if it is still the one found corrupt (a writer may have replaced it meanwhile).
@@ -292,11 +326,6 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
         }
     }
 
-    static func version(of info: stat) -> TokenCacheVersion {
-        TokenCacheVersion(
-            UInt64(info.st_ino), UInt64(info.st_size), POSIX.nanoseconds(info.st_mtim), POSIX.nanoseconds(info.st_ctim))
-    }
-
     /// Compares the key with the one the cache was first written with, so a wrong key fails at
     /// start-up, with its own error, before any token request.
     private func checkEncryptionKey() throws(TokenCacheBackendError) {
@@ -308,7 +337,7 @@ public final class FileTokenCacheBackend: InspectableTokenCacheBackend {
             throw TokenCacheBackendError(
                 kind: .missingEncryptionKey, message: "the cache in \(directory) is encrypted; supply its encryption key")
         case (let cipher?, let stored):
-            let id = cipher.keyID.map { String(format: "%02x", $0) }.joined()
+            let id = Hex.encode(cipher.keyID)
             if let stored {
                 guard stored == id else {
                     throw TokenCacheBackendError(

@@ -10,8 +10,11 @@ import Synchronization
 /// many processes sharing one cache.
 ///
 /// - One row per token, keyed by (partition, resource, token type), with expiry columns; a write
-///   touches its token's row only, in a `BEGIN IMMEDIATE` transaction that also purges the partition's
-///   expired tokens and enforces its cap.
+///   touches its token's row only, in a `BEGIN IMMEDIATE` transaction that also applies the cache's
+///   retention rule (``TokenCacheRetention``) in SQL: the newer row wins, expired rows go, and past
+///   the cap the rows closest to expiry go, never the one written.
+/// - Every database call runs on NIO's thread pool, never on the cooperative pool; only the hit
+///   path's `PRAGMA data_version` on its read-only probe runs on the caller's thread.
 /// - WAL, `busy_timeout`, `synchronous=NORMAL`: a killed process loses no committed token.
 /// - A read that finds the database unchanged since the partition was loaded costs one
 ///   `PRAGMA data_version`; when it changed elsewhere, a per-partition generation tells whether this
@@ -21,7 +24,7 @@ import Synchronization
 /// - A database that is not SQLite, damaged, from a newer version of this library, or with another
 ///   schema is moved aside (`.corrupt-<timestamp>`) and replaced by an empty one.
 /// - With an encryption key, access tokens are sealed with AES-GCM, bound to their row.
-public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
+public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenCacheBackend {
     /// Options of the backend.
     public struct Configuration: Sendable {
         /// A 256-bit key to encrypt access tokens with, or `nil` to store them in clear.
@@ -30,18 +33,15 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         public var refreshLockTimeout: Duration
         /// How long a write waits for another connection's write to finish.
         public var busyTimeout: Duration
-        /// The most entries one partition keeps.
-        public var maximumEntriesPerPartition: Int
 
-        /// Creates options; no encryption, 10 s timeouts and 1,000 entries per partition by default.
+        /// Creates options; no encryption, and 10 s timeouts by default; the partition cap is the cache's (``TokenCache/maximumEntriesPerPartition``).
         public init(
             encryptionKey: SymmetricKey? = nil, refreshLockTimeout: Duration = .seconds(10),
-            busyTimeout: Duration = .seconds(10), maximumEntriesPerPartition: Int = 1_000
+            busyTimeout: Duration = .seconds(10)
         ) {
             self.encryptionKey = encryptionKey
             self.refreshLockTimeout = refreshLockTimeout
             self.busyTimeout = busyTimeout
-            self.maximumEntriesPerPartition = maximumEntriesPerPartition
         }
     }
 
@@ -57,8 +57,17 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
     /// Counts this instance's own writes, which `data_version` does not see, so other caches in this
     /// process that share the backend still notice them.
     private let localWrites = Atomic<UInt64>(0)
-    /// How many times a partition was read from the database; tests use it to check unchanged data is not reread.
-    let reloads = Atomic<Int>(0)
+
+    /// The version of a stored partition: the database's data version and this instance's write
+    /// count when it was read (which tell whether anything at all changed), and the partition's
+    /// generation (which tells whether it did). Opaque outside this backend.
+    public struct Version: Hashable, Sendable {
+        let dataVersion: UInt64
+        let localWrites: UInt64
+        /// The partition's generation; -1 when it has no row (a partition written by the first schema
+        /// version has generation 0).
+        let generation: Int64
+    }
 
     static let encryptionMetadataName = "encryption_key_id"
 
@@ -93,97 +102,60 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
         probe.withLock { $0 = nil }
     }
 
-    // MARK: Hooks
+    // MARK: Storage
 
-    private enum Loaded: Sendable {
-        case unchanged
-        case mark(TokenCacheVersion)
-        case reload([TokenCacheEntry], TokenCacheVersion)
-    }
-
-    /// Loads the partition when the database changed since it was loaded (one `PRAGMA data_version` when it did not).
-    public func beforeAccess(_ notification: TokenCacheNotification) async throws {
-        let key = notification.partitionKey
-        let loaded = notification.serializer.loadedVersion
+    /// The partition's rows when the database changed since `version` and the partition with it
+    /// (one `PRAGMA data_version` when nothing changed).
+    public func read(_ partition: TokenCachePartitionKey, version: inout Version?) async throws -> [TokenCacheEntry]? {
+        let held = version
         let writes = localWrites.load(ordering: .acquiring)
         // The hit path: one step of a prepared statement on the probe's own connection.
-        if let loaded, loaded.values.3 == writes, let version = probe.withLock({ $0 })?.dataVersion(),
-            loaded.values.0 == version
+        if let held, held.localWrites == writes, let current = probe.withLock({ $0 })?.dataVersion(),
+            held.dataVersion == current
         {
-            return
+            return nil
         }
-        let result = try withDatabase { db -> Loaded in
+        let (current, entries) = try await withDatabase { db -> (Version, [TokenCacheEntry]?) in
             let dataVersion = try self.currentDataVersion(db)
-            if let loaded, loaded.values.0 == dataVersion, loaded.values.3 == writes { return .unchanged }
-            let generation = try Int64.fetchOne(
-                db.cachedStatement(sql: "SELECT generation FROM partitions WHERE partition_key = ?"), arguments: [key.rawValue])
-            let version = TokenCacheVersion(dataVersion, UInt64(max(generation ?? 0, 0)), generation == nil ? 0 : 1, writes)
-            if let loaded, loaded.values.1 == version.values.1, loaded.values.2 == version.values.2 { return .mark(version) }
-            return .reload(try self.entries(db, key: key), version)
+            let generation =
+                try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT generation FROM partitions WHERE partition_key = ?"),
+                    arguments: [partition.rawValue]) ?? -1
+            let current = Version(dataVersion: dataVersion, localWrites: writes, generation: generation)
+            if let held, held.generation == generation { return (current, nil) }
+            return (current, generation < 0 ? [] : try self.entries(db, key: partition))
         }
-        switch result {
-        case .unchanged: break
-        case .mark(let version): notification.serializer.markLoaded(version: version)
-        case .reload(let entries, let version):
-            reloads.add(1, ordering: .relaxed)
-            notification.serializer.replaceEntries(entries, version: version)
-        }
+        version = current
+        return entries
     }
 
-    /// After a write: upserts the written token's row, purges and caps the partition, in one transaction.
-    public func afterAccess(_ notification: TokenCacheNotification) async throws {
-        guard notification.hasStateChanged else { return }
-        let key = notification.partitionKey
-        let descriptor = notification.serializer.descriptor
-        let now = Int64(Date().timeIntervalSince1970)
-        let cap = configuration.maximumEntriesPerPartition
-        let written = try notification.writtenEntry.map { entry in (entry, try seal(entry)) }
-        let (dataVersion, generation, entries) = try withDatabase { db -> (UInt64, Int64, [TokenCacheEntry]) in
+    /// Upserts the token's row and applies the retention rule to the partition, in one transaction.
+    public func write(
+        _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
+    ) async throws -> (entries: [TokenCacheEntry], version: Version) {
+        let key = partition.key
+        let sealed = try seal(entry)
+        let (dataVersion, generation, entries) = try await withDatabase { db -> (UInt64, Int64, [TokenCacheEntry]) in
             // Read before the transaction: anything committed after it makes the next read look again.
             let dataVersion = try self.currentDataVersion(db)
             var generation: Int64 = 0
             var entries: [TokenCacheEntry] = []
             try db.inTransaction(.immediate) {
+                try Self.touchPartition(db, partition)
                 try db.execute(
                     sql: """
-                        INSERT INTO partitions (partition_key, source, identity_kind, identity_id, endpoint, generation)
-                        VALUES (?, ?, ?, ?, ?, 1)
-                        ON CONFLICT(partition_key) DO UPDATE SET generation = generation + 1
+                        INSERT INTO tokens (partition_key, resource, token_type, access_token, expires_on, refresh_on, cached_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(partition_key, resource, token_type) DO UPDATE SET
+                            access_token = excluded.access_token, expires_on = excluded.expires_on,
+                            refresh_on = excluded.refresh_on, cached_at = excluded.cached_at
+                        WHERE excluded.cached_at >= tokens.cached_at
                         """,
                     arguments: [
-                        key.rawValue, descriptor.source.rawValue, descriptor.identity.kind.rawValue,
-                        descriptor.identity.id, descriptor.endpoint,
+                        key.rawValue, entry.resource, entry.tokenType, sealed, Self.epoch(entry.expiresOn),
+                        entry.refreshOn.map(Self.epoch), Self.epoch(entry.cachedAt),
                     ])
-                for removed in notification.removedEntries where removed != notification.writtenEntry?.key {
-                    try db.execute(
-                        sql: "DELETE FROM tokens WHERE partition_key = ? AND resource = ? AND token_type = ?",
-                        arguments: [key.rawValue, removed.resource, removed.tokenType])
-                }
-                if let (entry, sealed) = written {
-                    try db.execute(
-                        sql: """
-                            INSERT INTO tokens (partition_key, resource, token_type, access_token, expires_on, refresh_on, cached_at)
-                            VALUES (?, ?, ?, ?, ?, ?, ?)
-                            ON CONFLICT(partition_key, resource, token_type) DO UPDATE SET
-                                access_token = excluded.access_token, expires_on = excluded.expires_on,
-                                refresh_on = excluded.refresh_on, cached_at = excluded.cached_at
-                            WHERE excluded.cached_at >= tokens.cached_at
-                            """,
-                        arguments: [
-                            key.rawValue, entry.resource, entry.tokenType, sealed, Self.epoch(entry.expiresOn),
-                            entry.refreshOn.map(Self.epoch), Self.epoch(entry.cachedAt),
-                        ])
-                }
-                // Writes purge; reads never do.
-                try db.execute(
-                    sql: "DELETE FROM tokens WHERE partition_key = ? AND expires_on <= ?", arguments: [key.rawValue, now])
-                try db.execute(
-                    sql: """
-                        DELETE FROM tokens WHERE partition_key = ?1 AND resource || char(10) || token_type IN (
-                            SELECT resource || char(10) || token_type FROM tokens WHERE partition_key = ?1
-                            ORDER BY expires_on DESC LIMIT -1 OFFSET ?2)
-                        """,
-                    arguments: [key.rawValue, cap])
+                try Self.applyRetention(db, key: key, written: entry.key, retention: retention)
                 generation = try Int64.fetchOne(
                     db, sql: "SELECT generation FROM partitions WHERE partition_key = ?", arguments: [key.rawValue]) ?? 0
                 entries = try self.entries(db, key: key)
@@ -192,22 +164,78 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
             return (dataVersion, generation, entries)
         }
         let writes = localWrites.add(1, ordering: .acquiringAndReleasing).newValue
-        notification.serializer.replaceEntries(
-            entries, version: TokenCacheVersion(dataVersion, UInt64(generation), 1, writes))
+        return (entries, Version(dataVersion: dataVersion, localWrites: writes, generation: generation))
+    }
+
+    /// Removes tokens' rows, and the partition's row when none is left.
+    public func remove(_ keys: [TokenCacheEntryKey], from partition: TokenCachePartitionKey) async throws {
+        try await withDatabase { db in
+            try db.inTransaction(.immediate) {
+                for removed in keys {
+                    try db.execute(
+                        sql: "DELETE FROM tokens WHERE partition_key = ? AND resource = ? AND token_type = ?",
+                        arguments: [partition.rawValue, removed.resource, removed.tokenType])
+                }
+                try db.execute(
+                    sql: "UPDATE partitions SET generation = generation + 1 WHERE partition_key = ?", arguments: [partition.rawValue])
+                try db.execute(
+                    sql: "DELETE FROM partitions WHERE partition_key = ? AND NOT EXISTS (SELECT 1 FROM tokens WHERE partition_key = ?)",
+                    arguments: [partition.rawValue, partition.rawValue])
+                return .commit
+            }
+        }
+        localWrites.add(1, ordering: .acquiringAndReleasing)
     }
 
     /// Holds a per-token `flock` while `body` fetches, so other processes wait and read the result.
-    public func coordinateRefresh<Result: Sendable>(
-        _ notification: TokenCacheNotification, _ body: () async throws -> Result
+    public func withRefreshLock<Result: Sendable>(
+        partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
     ) async throws -> Result {
-        try await refreshCoordinator.run(notification, body)
+        try await refreshCoordinator.run(partition: partition, resource: resource, body)
+    }
+
+    /// Creates the partition's row, or bumps its generation.
+    private static func touchPartition(_ db: Database, _ partition: TokenCachePartitionDescriptor) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO partitions (partition_key, source, identity_kind, identity_id, endpoint, generation)
+                VALUES (?, ?, ?, ?, ?, 1)
+                ON CONFLICT(partition_key) DO UPDATE SET generation = generation + 1
+                """,
+            arguments: [
+                partition.key.rawValue, partition.source.rawValue, partition.identity.kind.rawValue,
+                partition.identity.id, partition.endpoint,
+            ])
+    }
+
+    /// ``TokenCacheRetention`` in SQL, after the written row: expired rows go, except the written
+    /// one; past the cap, the rows closest to expiry go (ties: the smaller resource, then token type,
+    /// in binary collation, as the Swift rule orders them), never the written one.
+    static func applyRetention(
+        _ db: Database, key: TokenCachePartitionKey, written: TokenCacheEntryKey, retention: TokenCacheRetention
+    ) throws {
+        try db.execute(
+            sql: """
+                DELETE FROM tokens WHERE partition_key = ?1 AND expires_on <= ?2
+                    AND NOT (resource = ?3 AND token_type = ?4)
+                """,
+            arguments: [key.rawValue, epoch(retention.now), written.resource, written.tokenType])
+        try db.execute(
+            sql: """
+                DELETE FROM tokens WHERE partition_key = ?1 AND (resource, token_type) IN (
+                    SELECT resource, token_type FROM tokens
+                    WHERE partition_key = ?1 AND NOT (resource = ?3 AND token_type = ?4)
+                    ORDER BY expires_on DESC, resource DESC, token_type DESC
+                    LIMIT -1 OFFSET ?2)
+                """,
+            arguments: [key.rawValue, max(retention.maximumEntriesPerPartition, 1) - 1, written.resource, written.tokenType])
     }
 
     // MARK: Inspection
 
     /// Lists the stored partitions, without tokens.
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
-        try withDatabase { db in
+        try await withDatabase { db in
             let rows = try Row.fetchAll(
                 db, sql: "SELECT partition_key, source, identity_kind, identity_id, endpoint FROM partitions ORDER BY partition_key")
             return try rows.compactMap { row -> StoredTokenCachePartition? in
@@ -221,29 +249,6 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
                 return StoredTokenCachePartition(descriptor: descriptor, entries: entries.map(StoredTokenCacheEntry.init))
             }
         }
-    }
-
-    /// Removes tokens from the database.
-    public func purge(expiredOnly: Bool) async throws -> Int {
-        let now = Int64(Date().timeIntervalSince1970)
-        let removed = try withDatabase { db -> Int in
-            var removed = 0
-            try db.inTransaction(.immediate) {
-                if expiredOnly {
-                    try db.execute(sql: "DELETE FROM tokens WHERE expires_on <= ?", arguments: [now])
-                } else {
-                    try db.execute(sql: "DELETE FROM tokens")
-                }
-                removed = db.changesCount
-                try db.execute(sql: "UPDATE partitions SET generation = generation + 1")
-                try db.execute(
-                    sql: "DELETE FROM partitions WHERE partition_key NOT IN (SELECT DISTINCT partition_key FROM tokens)")
-                return .commit
-            }
-            return removed
-        }
-        localWrites.add(1, ordering: .acquiringAndReleasing)
-        return removed
     }
 
     // MARK: Rows
@@ -330,8 +335,14 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
 
     // MARK: Opening, migrating, recovering
 
-    /// Runs `body` on the connection; a database found corrupt is moved aside and replaced, once.
-    private func withDatabase<T>(_ body: (Database) throws -> T) throws -> T {
+    /// Runs `body` on the connection, on NIO's thread pool.
+    private func withDatabase<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await BlockingWork.run { try self.withDatabaseBlocking(body) }
+    }
+
+    /// Runs `body` on the connection, on the calling thread; a database found corrupt is moved aside
+    /// and replaced, once.
+    private func withDatabaseBlocking<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try database.withLock { $0 }.inDatabase(body)
         } catch let error as DatabaseError where Self.isCorruption(error) {
@@ -460,10 +471,10 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
 
     /// Compares the key with the one the cache was first written with, so a wrong key fails at start-up.
     private func checkEncryptionKey() throws(TokenCacheBackendError) {
-        let id = cipher.map { $0.keyID.map { String($0, radix: 16).leftPadded(to: 2) }.joined() }
+        let id = cipher.map { Hex.encode($0.keyID) }
         let stored: String?
         do {
-            stored = try withDatabase { db in
+            stored = try withDatabaseBlocking { db in
                 try String.fetchOne(db, sql: "SELECT value FROM cache_metadata WHERE name = ?", arguments: [Self.encryptionMetadataName])
             }
         } catch {
@@ -478,7 +489,7 @@ public final class SQLiteTokenCacheBackend: InspectableTokenCacheBackend {
                 kind: .wrongEncryptionKey, message: "the encryption key does not match the one the cache \(path) was written with")
         case (let id?, nil):
             do {
-                try withDatabase { db in
+                try withDatabaseBlocking { db in
                     try db.execute(
                         sql: "INSERT OR IGNORE INTO cache_metadata (name, value) VALUES (?, ?)",
                         arguments: [Self.encryptionMetadataName, id])

@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Foundation
 import ManagedIdentity
 import ManagedIdentityEmulator

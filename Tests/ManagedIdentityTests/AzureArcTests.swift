@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Foundation
 import Testing
 
@@ -156,7 +157,7 @@ struct AzureArcTests {
             await #expect(throws: ManagedIdentityError(code: .userAssignedNotSupported, message: "")) {
                 try await client.token(for: "R")
             }
-            #expect(client.cache.entries(in: client.partitionKey).isEmpty)
+            #expect(client.cache.partition(for: client.partitionKey)?.entries.isEmpty ?? true)
         }
         #expect(transport.requests.allSatisfy { $0.queryValue(identity.kind == .resourceID ? "msi_res_id" : identity.kind.rawValue) == identity.id })
     }
@@ -165,7 +166,7 @@ struct AzureArcTests {
         let keys = try KeyDirectory()
         let keyFile = try keys.write("r.key", "k")
         let transport = FakeTransport(responses: [challenge("Basic realm=\(keyFile)"), .json(503, ""), .token()])
-        let clock = TestClock()
+        let clock = ManualClock()
         let client = try makeClient(
             environment: TestEnvironment.make(TestEnvironment.azureArc), transport: transport, clock: clock,
             arcKeyDirectory: keys.path)

@@ -174,7 +174,7 @@ struct RequestTests {
     }
 
     @Test func serviceFabricCapabilitiesClaimsAndObjectID() throws {
-        let hash = ManagedIdentityClient.sha256Hex("some-access-token")
+        let hash = TokenCacheAccessor.sha256Hex("some-access-token")
         #expect(hash == "0912ef3b6dc2ea579c68fac784f8c2dd942edc5892808c9d6af6e6b47115d126")
         let request = try request(
             .serviceFabric, TestEnvironment.serviceFabric, identity: .objectID(Vectors.objectID),

@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Testing
 
 @testable import ManagedIdentity
@@ -12,7 +13,7 @@ struct RetryTests {
             status == 200 ? HTTPTransportResponse.token() : .json(status, #"{"error":"e"}"#, headers: headers)
         }
         let transport = FakeTransport(responses: responses)
-        let clock = TestClock()
+        let clock = ManualClock()
         let client = try makeClient(
             environment: TestEnvironment.make(variables), transport: transport, clock: clock, retries: retries)
         do {
@@ -122,7 +123,7 @@ struct RetryTests {
         let transport = FakeTransport { _, _ throws(HTTPTransportError) in
             throw HTTPTransportError(kind: .timeout, message: "no answer")
         }
-        let clock = TestClock()
+        let clock = ManualClock()
         let client = try makeClient(environment: TestEnvironment.make(), transport: transport, clock: clock)
         await #expect(throws: ManagedIdentityError(code: .requestTimeout, message: "")) {
             try await client.token(for: Vectors.resource)
@@ -134,7 +135,7 @@ struct RetryTests {
     @Test func everyRequestCarriesTheConfiguredTimeout() async throws {
         let transport = FakeTransport(responses: [.token()])
         let client = try ManagedIdentityClient(
-            configuration: .init(environment: TestEnvironment.make(), requestTimeout: .seconds(7), clock: TestClock()),
+            configuration: .init(environment: TestEnvironment.make(), requestTimeout: .seconds(7), clock: ManualClock()),
             cache: TokenCache(), transport: transport)
         _ = try await client.token(for: Vectors.resource)
         #expect(transport.requests.first?.timeout == .seconds(7))

@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Foundation
 import InMemoryLogging
 import Logging
@@ -50,7 +51,7 @@ struct TokenCacheTests {
 
     @Test func tokensAreServedOnlyWhileValidBeyondTheMargin() async throws {
         let transport = FakeTransport { _, index in .token("T\(index)", expiresIn: 600) }
-        let clock = TestClock()
+        let clock = ManualClock()
         let client = try makeClient(environment: environment, transport: transport, clock: clock)
         _ = try await client.token(for: "R")
         clock.advance(by: 299)
@@ -64,7 +65,7 @@ struct TokenCacheTests {
 
     @Test func theMarginIsConfigurable() async throws {
         let transport = FakeTransport { _, index in .token("T\(index)", expiresIn: 600) }
-        let clock = TestClock()
+        let clock = ManualClock()
         let client = try ManagedIdentityClient(
             configuration: .init(environment: environment, expiryMargin: .seconds(60), clock: clock),
             cache: TokenCache(), transport: transport)
@@ -113,7 +114,7 @@ struct TokenCacheTests {
         let client = try ManagedIdentityClient(
             configuration: .init(
                 environment: TestEnvironment.make(variables), clientCapabilities: ["foo", "bar"],
-                serviceFabricAPIVersion: .v2019_07_01_preview, clock: TestClock(), hostDiscriminator: "h"),
+                serviceFabricAPIVersion: .v2019_07_01_preview, clock: ManualClock(), hostDiscriminator: "h"),
             cache: TokenCache(), transport: transport)
         _ = try await client.token(for: "R")
         _ = try await client.token(for: "R", options: TokenRequestOptions(claims: "{}"))
@@ -125,7 +126,7 @@ struct TokenCacheTests {
             "xms_cc": "foo,bar",
         ])
         #expect(request.header("secret") == "secret")
-        #expect(ManagedIdentityClient.sha256Hex("test_token") == "cc0af97287543b65da2c7e1476426021826cab166f1e063ed012b855ff819656")
+        #expect(TokenCacheAccessor.sha256Hex("test_token") == "cc0af97287543b65da2c7e1476426021826cab166f1e063ed012b855ff819656")
     }
 
     @Test func claimsAreNotSentToOtherSources() async throws {
@@ -139,7 +140,7 @@ struct TokenCacheTests {
     @Test func aThousandConcurrentCallersMakeOneRequest() async throws {
         let transport = GatedTransport(response: .token("shared"))
         let client = try ManagedIdentityClient(
-            configuration: .init(environment: environment, clock: TestClock(), hostDiscriminator: "h"),
+            configuration: .init(environment: environment, clock: ManualClock(), hostDiscriminator: "h"),
             cache: TokenCache(), transport: transport)
         let tokens = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<1000 {
@@ -176,7 +177,7 @@ struct TokenCacheTests {
         let transport = FakeTransport { _, index in
             .json(200, #"{"access_token":"T\#(index)","expires_in":86400,"refresh_in":43200}"#)
         }
-        let clock = TestClock()
+        let clock = ManualClock()
         let client = try makeClient(environment: environment, transport: transport, clock: clock)
         let first = try await client.token(for: "R")
         #expect(first.refreshOn == clock.now.addingTimeInterval(43200))
@@ -198,7 +199,7 @@ struct TokenCacheTests {
         let transport = FakeTransport { _, index in
             index == 0 ? .json(200, #"{"access_token":"T0","expires_in":7201}"#) : .json(400, #"{"error":"x"}"#)
         }
-        let clock = TestClock()
+        let clock = ManualClock()
         let client = try ManagedIdentityClient(
             configuration: .init(environment: environment, clock: clock, hostDiscriminator: "h"),
             cache: TokenCache(), transport: transport, logger: Logger(label: "test", factory: { _ in logs }))
@@ -257,10 +258,10 @@ struct TokenCacheTests {
         let transportA = FakeTransport(responses: [.token("from-A")])
         let transportB = FakeTransport(responses: [.token("from-B")])
         let a = try ManagedIdentityClient(
-            configuration: .init(environment: environment, clock: TestClock(), hostDiscriminator: "vm-a"),
+            configuration: .init(environment: environment, clock: ManualClock(), hostDiscriminator: "vm-a"),
             cache: cache, transport: transportA)
         let b = try ManagedIdentityClient(
-            configuration: .init(environment: environment, clock: TestClock(), hostDiscriminator: "vm-b"),
+            configuration: .init(environment: environment, clock: ManualClock(), hostDiscriminator: "vm-b"),
             cache: cache, transport: transportB)
         #expect(try await a.token(for: "R").token == "from-A")
         #expect(try await b.token(for: "R").token == "from-B")
@@ -283,7 +284,7 @@ struct TokenCacheTests {
         let logs = InMemoryLogHandler()
         let transport = FakeTransport { _, index in .token("T\(index)") }
         let client = try ManagedIdentityClient(
-            configuration: .init(environment: environment, clock: TestClock(), hostDiscriminator: "h"),
+            configuration: .init(environment: environment, clock: ManualClock(), hostDiscriminator: "h"),
             cache: TokenCache(backend: FailingBackend()), transport: transport,
             logger: Logger(label: "test", factory: { _ in logs }))
         #expect(try await client.token(for: "R").token == "T0")
@@ -296,7 +297,7 @@ struct TokenCacheTests {
         let victim: TokenCachePartitionKey
         func beforeAccess(_ notification: TokenCacheNotification) async throws {
             let now = Date()
-            notification.serializer.replaceEntries(
+            notification.partition.replaceEntries(
                 [
                     TokenCacheEntry(
                         partitionKey: victim, resource: notification.resource, accessToken: "someone-elses",
@@ -310,7 +311,7 @@ struct TokenCacheTests {
         let transport = FakeTransport(responses: [.token("mine")])
         let other = try makeClient(.clientID("victim"), environment: environment, transport: transport)
         let client = try ManagedIdentityClient(
-            configuration: .init(environment: environment, clock: TestClock(), hostDiscriminator: "h"),
+            configuration: .init(environment: environment, clock: ManualClock(), hostDiscriminator: "h"),
             cache: TokenCache(backend: PoisoningBackend(victim: other.partitionKey)), transport: transport)
         #expect(try await client.token(for: "R").token == "mine")
         #expect(try await client.token(for: "R").token == "mine")
@@ -323,8 +324,8 @@ struct TokenCacheTests {
         let b = try makeClient(.clientID("b"), environment: environment, transport: transport, cache: cache)
         _ = try await a.token(for: "R")
         _ = try await b.token(for: "R")
-        let document = try #require(cache.serializer(for: a.partitionKey)).export()
-        #expect(throws: TokenCacheSerializationError.self) { try cache.serializer(for: b.partitionKey)?.import(document) }
+        let document = try #require(cache.partition(for: a.partitionKey)).exportDocument()
+        #expect(throws: TokenCacheSerializationError.self) { try cache.partition(for: b.partitionKey)?.importDocument(document) }
         #expect(try await b.token(for: "R").token == "T1")
         #expect(throws: TokenCacheSerializationError.self) { try cache.importPartition(Array("{}".utf8)) }
         var future = String(decoding: document, as: UTF8.self)
@@ -347,7 +348,7 @@ struct TokenCacheTests {
                 if let entry = stored.withLock({ $0[notification.resource] }) {
                     var rekeyed = entry
                     rekeyed.partitionKey = notification.partitionKey
-                    notification.serializer.replaceEntries([rekeyed], version: nil)
+                    notification.partition.replaceEntries([rekeyed], version: nil)
                 }
             }
             func afterAccess(_ notification: TokenCacheNotification) async throws {
@@ -373,7 +374,7 @@ struct TokenCacheTests {
         }
         let client = try ManagedIdentityClient(
             identity: .clientID(Vectors.clientID),
-            configuration: .init(environment: TestEnvironment.make(variables), clock: TestClock(), hostDiscriminator: "h"),
+            configuration: .init(environment: TestEnvironment.make(variables), clock: ManualClock(), hostDiscriminator: "h"),
             cache: TokenCache(backend: InMemoryTokenCacheBackend()), transport: transport,
             logger: Logger(label: "test", factory: { _ in handler }))
         _ = try await client.token(for: "R", options: TokenRequestOptions(correlationID: "corr-1"))

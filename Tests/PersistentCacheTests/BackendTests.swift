@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Foundation
 import GRDB
 import ManagedIdentity
@@ -21,7 +22,7 @@ struct BackendTests {
     @Test(arguments: BackendKind.allCases)
     func filesAreOwnerOnly(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         _ = try await makeClient(try kind.open(location), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock), clock: clock)
             .token(for: "https://modes")
         for file in kind.dataFiles(location) {
@@ -55,33 +56,28 @@ struct BackendTests {
     @Test(arguments: BackendKind.allCases)
     func anUnchangedCacheIsNotReread(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let backend = try kind.open(location)
+        let (backend, reloads) = try kind.openCounting(location)
         let client = try makeClient(backend, endpoint: endpoint, clock: clock)
         _ = try await client.token(for: "https://a")
-        let before = reloads(backend)
+        let before = reloads()
         for _ in 0..<100 { #expect(try await client.token(for: "https://a").tokenSource == .cache) }
-        #expect(reloads(backend) == before)
+        #expect(reloads() == before)
 
         // Another process (another backend instance) writes: the next read sees it.
         let other = try makeClient(try kind.open(location), endpoint: endpoint, clock: clock)
         _ = try await other.token(for: "https://b")
         #expect(try await client.token(for: "https://b").tokenSource == .cache)
-        #expect(reloads(backend) == before + 1)
+        #expect(reloads() == before + 1)
         #expect(endpoint.requestCount == 2)
     }
 
-    func reloads(_ backend: any TokenCacheBackend) -> Int {
-        if let file = backend as? FileTokenCacheBackend { return file.reloads.load(ordering: .relaxed) }
-        if let sqlite = backend as? SQLiteTokenCacheBackend { return sqlite.reloads.load(ordering: .relaxed) }
-        return -1
-    }
 
     @Test(arguments: BackendKind.allCases)
     func expiredTokensArePurgedOnWriteNotOnRead(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
         let client = try makeClient(try kind.open(location), endpoint: endpoint, clock: clock)
         _ = try await client.token(for: "https://valid")
@@ -127,13 +123,9 @@ struct BackendTests {
     @Test(arguments: BackendKind.allCases)
     func aPartitionKeepsAtMostItsCap(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
-        let backend: any TokenCacheBackend =
-            kind == .file
-            ? try FileTokenCacheBackend(directory: location, configuration: .init(maximumEntriesPerPartition: 3))
-            : try SQLiteTokenCacheBackend(path: location, configuration: .init(maximumEntriesPerPartition: 3))
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let client = try makeClient(backend, endpoint: endpoint, clock: clock)
+        let client = try makeClient(try kind.open(location), endpoint: endpoint, clock: clock, cap: 3)
         for index in 0..<5 {
             endpoint.setLifetime(3600 + index * 60)
             _ = try await client.token(for: "https://r\(index)")
@@ -144,7 +136,7 @@ struct BackendTests {
     @Test(arguments: BackendKind.allCases)
     func listingNeverShowsTokensAndPurgeRemovesThem(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let client = try makeClient(try kind.open(location), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock), clock: clock)
         let token = try await client.token(for: "https://listed")
         let partitions = try await kind.open(location).storedPartitions()
@@ -162,7 +154,7 @@ struct BackendTests {
     func encryptedCachesHoldNoTokenInClearAndRefuseAWrongKey(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
         let key = SymmetricKeyBytes()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
         let token = try await makeClient(try kind.open(location, key: key), endpoint: endpoint, clock: clock).token(for: "https://secret")
         for file in kind.dataFiles(location) {

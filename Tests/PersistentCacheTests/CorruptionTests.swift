@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Foundation
 import GRDB
 import ManagedIdentity
@@ -17,7 +18,7 @@ struct CorruptionTests {
     @Test(arguments: FileDamage.allCases)
     func aDamagedPartitionFileIsMovedAside(damage: FileDamage) async throws {
         let location = try BackendKind.file.makeLocation()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
         let writer = try makeClient(try FileTokenCacheBackend(directory: location), endpoint: endpoint, clock: clock)
         let original = try await writer.token(for: "https://damaged")
@@ -61,7 +62,7 @@ struct CorruptionTests {
     @Test(arguments: DatabaseDamage.allCases)
     func aDamagedDatabaseIsMovedAside(damage: DatabaseDamage) async throws {
         let path = try BackendKind.sqlite.makeLocation()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
         do {
             let writer = try makeClient(try SQLiteTokenCacheBackend(path: path), endpoint: endpoint, clock: clock)
@@ -101,7 +102,7 @@ struct CorruptionTests {
     @Test func aSwappedEncryptedRowIsIgnoredNotServed() async throws {
         let path = try BackendKind.sqlite.makeLocation()
         let key = SymmetricKeyBytes()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
         let client = try makeClient(try SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: key.key)), endpoint: endpoint, clock: clock)
         _ = try await client.token(for: "https://a")
@@ -115,6 +116,6 @@ struct CorruptionTests {
         let restarted = try makeClient(try SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: key.key)), endpoint: endpoint, clock: clock)
         let token = try await restarted.token(for: "https://a")
         #expect(token.tokenSource == .identityProvider)
-        #expect(TokenClaims(token: token.token)?.resource == "https://a")
+        #expect(TokenClaims(token: token.token)?.audience == "https://a")
     }
 }

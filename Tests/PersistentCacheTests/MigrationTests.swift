@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Foundation
 import GRDB
 import ManagedIdentity
@@ -26,7 +27,7 @@ struct MigrationTests {
 
     @Test func aVersionOneDatabaseMigratesWithNoTokenLost() async throws {
         let path = try BackendKind.sqlite.makeLocation()
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "fixture-host", clock: clock)
         let system = try makeClient(nil, identity: .systemAssigned, endpoint: endpoint, clock: clock, host: "fixture-host")
         let user = try makeClient(nil, identity: .clientID("fixture-client"), endpoint: endpoint, clock: clock, host: "fixture-host")

@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Benchmark
 import Foundation
 import Synchronization
@@ -12,7 +13,7 @@ import ManagedIdentitySQLiteCache
 let environment = ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"])
 
 func client(
-    _ identity: ManagedIdentityID, cache: TokenCache, endpoint: any HTTPTransport, clock: ConformanceClock
+    _ identity: ManagedIdentityID, cache: TokenCache, endpoint: any HTTPTransport, clock: ManualClock
 ) -> ManagedIdentityClient {
     // The configuration is valid by construction; a failure here is a bug in the benchmark.
     try! ManagedIdentityClient(
@@ -40,7 +41,7 @@ let timeMetrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, 
 
 /// `resources` tokens for each of `identities` identities, all in one cache.
 func populated(identities: Int, resources: Int, cache: TokenCache) async -> [ManagedIdentityClient] {
-    let clock = ConformanceClock()
+    let clock = ManualClock(now: Date())
     // The quiet issuer costs next to nothing, so what is measured is the library.
     let endpoint = QuietIssuer()
     var clients: [ManagedIdentityClient] = []
@@ -103,7 +104,7 @@ let benchmarks: @Sendable () -> Void = {
         "1,000 concurrent callers on a cold key",
         configuration: .init(metrics: [.wallClock, .custom("requests to the endpoint", useScalingFactor: false)], maxIterations: 50)
     ) { benchmark in
-        let clock = ConformanceClock()
+        let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "bench", clock: clock)
         let client = client(.systemAssigned, cache: TokenCache(), endpoint: endpoint, clock: clock)
         benchmark.startMeasurement()
@@ -197,7 +198,7 @@ let benchmarks: @Sendable () -> Void = {
             "\(kind): cold start with 1,000 cached tokens, first token served",
             configuration: .init(metrics: [.wallClock, .custom("requests to the endpoint", useScalingFactor: false)], maxIterations: 500)
         ) { benchmark, stored in
-            let clock = ConformanceClock()
+            let clock = ManualClock(now: Date())
             let endpoint = FakeTokenEndpoint(hostName: "bench", clock: clock)
             benchmark.startMeasurement()
             // What a restarted process does: open the cache, make a client, get a token.

@@ -1,14 +1,9 @@
-import Foundation
 import Synchronization
 
-/// A backend that keeps partitions in memory, shared by every ``TokenCache`` that uses it: the
-/// reference implementation of the hook contract, and a way for several caches in one process to
-/// see each other's tokens.
-///
-/// Writes are merged into the stored partition (``TokenCacheEntry/merge(stored:notification:now:cap:)``:
-/// the written entry in, expired ones out, the cap kept) rather than overwriting it, so concurrent
-/// writers of one partition lose nothing.
-public final class InMemoryTokenCacheBackend: TokenCacheBackend {
+/// A storage that keeps partitions in memory, shared by every ``TokenCache`` that uses it: the
+/// reference implementation of ``TokenCacheStorage``, and a way for several caches in one process
+/// to see each other's tokens.
+public final class InMemoryTokenCacheBackend: TokenCacheStorage {
     private struct Stored {
         var generation: UInt64
         var entries: [TokenCacheEntry]
@@ -16,39 +11,42 @@ public final class InMemoryTokenCacheBackend: TokenCacheBackend {
 
     private let stored = Mutex<[TokenCachePartitionKey: Stored]>([:])
     private let generations = Atomic<UInt64>(0)
-    private let maximumEntriesPerPartition: Int
 
-    /// Creates an empty backend whose partitions keep at most `maximumEntriesPerPartition` tokens.
-    public init(maximumEntriesPerPartition: Int = 1_000) {
-        self.maximumEntriesPerPartition = maximumEntriesPerPartition
+    /// Creates an empty store.
+    public init() {}
+
+    /// The stored partition, when its generation differs from `version`.
+    public func read(_ partition: TokenCachePartitionKey, version: inout UInt64?) async throws -> [TokenCacheEntry]? {
+        let current = stored.withLock { $0[partition] }
+        let generation = current?.generation ?? 0
+        defer { version = generation }
+        return generation == version ? nil : current?.entries ?? []
     }
 
-    /// Loads the stored partition when it changed since the cache last loaded it.
-    public func beforeAccess(_ notification: TokenCacheNotification) async throws {
-        let current = stored.withLock { $0[notification.partitionKey] }
-        guard let current else { return }
-        let version = TokenCacheVersion(current.generation)
-        if notification.serializer.loadedVersion != version {
-            notification.serializer.replaceEntries(current.entries, version: version)
+    /// Merges the token into the stored partition under the retention rule.
+    public func write(
+        _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
+    ) async throws -> (entries: [TokenCacheEntry], version: UInt64) {
+        stored.withLock { stored in
+            let generation = generations.add(1, ordering: .relaxed).newValue
+            let merged = retention.apply(to: stored[partition.key]?.entries ?? [], writing: entry, in: partition.key)
+            stored[partition.key] = Stored(generation: generation, entries: merged)
+            return (merged, generation)
         }
     }
 
-    /// Merges the written token into the stored partition and hands the result back to the cache.
-    public func afterAccess(_ notification: TokenCacheNotification) async throws {
-        guard notification.hasStateChanged else { return }
-        let generation = generations.add(1, ordering: .relaxed).newValue
-        let now = Date()
-        let merged = stored.withLock { stored -> [TokenCacheEntry] in
-            let merged = TokenCacheEntry.merge(
-                stored: stored[notification.partitionKey]?.entries ?? [], notification: notification, now: now,
-                cap: maximumEntriesPerPartition)
-            stored[notification.partitionKey] = Stored(generation: generation, entries: merged)
-            return merged
+    /// Removes tokens of a partition.
+    public func remove(_ keys: [TokenCacheEntryKey], from partition: TokenCachePartitionKey) async throws {
+        stored.withLock { stored in
+            guard var current = stored[partition] else { return }
+            let removed = Set(keys)
+            current.entries.removeAll { removed.contains($0.key) }
+            current.generation = generations.add(1, ordering: .relaxed).newValue
+            stored[partition] = current
         }
-        notification.serializer.replaceEntries(merged, version: TokenCacheVersion(generation))
     }
 
-    /// The number of entries stored across partitions.
+    /// The number of tokens stored across partitions.
     public var count: Int {
         stored.withLock { $0.values.reduce(0) { $0 + $1.entries.count } }
     }

@@ -46,3 +46,21 @@ public struct StoredTokenCacheEntry: Sendable, Hashable {
         cachedAt = entry.cachedAt
     }
 }
+
+extension InspectableTokenCacheBackend where Self: TokenCacheStorage {
+    /// Removes stored entries through ``TokenCacheStorage/remove(_:from:)``: the expired ones (by the
+    /// wall clock), or all.
+    public func purge(expiredOnly: Bool) async throws -> Int {
+        let now = Date()
+        var removed = 0
+        for partition in try await storedPartitions() {
+            let keys = partition.entries.filter { !expiredOnly || $0.expiresOn <= now }.map {
+                TokenCacheEntryKey(resource: $0.resource, tokenType: $0.tokenType)
+            }
+            guard !keys.isEmpty else { continue }
+            try await remove(keys, from: partition.descriptor.key)
+            removed += keys.count
+        }
+        return removed
+    }
+}

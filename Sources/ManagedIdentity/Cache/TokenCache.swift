@@ -1,36 +1,48 @@
 import Synchronization
 
-/// The tokens a client has obtained, in memory, partitioned by identity, and the backend (if any)
+/// The tokens clients have obtained, in memory, partitioned by identity, and the backend (if any)
 /// that persists them.
 ///
 /// Clients share ``shared`` by default, as MSAL shares its managed identity cache process-wide; the
-/// partition key keeps every identity's tokens apart, so sharing is safe. Create your own to give a
-/// client a backend or an isolated cache.
+/// partition key keeps every identity's tokens apart, so sharing is safe. Create your own to give
+/// clients a backend or an isolated cache.
+///
+/// The cache owns the rules: when a token is served, refreshed in the background or fetched, the
+/// order of the backend's hooks, and the retention rule (``TokenCacheRetention``). Clients ask it for
+/// tokens; backends only store them.
 public final class TokenCache: Sendable {
     /// The process-wide in-memory cache, without backend.
     public static let shared = TokenCache()
 
     /// The hooks called around every access, or `nil` for a purely in-memory cache.
     public let backend: (any TokenCacheBackend)?
-    /// The most entries a partition keeps; past it, the entries closest to expiry are evicted.
+    /// The most tokens a partition keeps; past it, the tokens closest to expiry go.
     public let maximumEntriesPerPartition: Int
+    /// Called for every backend hook that fails.
+    let onBackendFailure: (@Sendable (TokenCacheBackendFailure) -> Void)?
 
-    private let partitions = Mutex<[TokenCachePartitionKey: CachePartition]>([:])
+    private let partitions = Mutex<[TokenCachePartitionKey: TokenCachePartition]>([:])
 
     /// Creates a cache.
     /// - Parameters:
     ///   - backend: the hooks to call around every access, or `nil` to keep tokens in memory only.
     ///   - maximumEntriesPerPartition: the cap of one partition (one identity's resources).
-    public init(backend: (any TokenCacheBackend)? = nil, maximumEntriesPerPartition: Int = 1_000) {
+    ///   - onBackendFailure: called, on the task of the request, for every backend hook that throws;
+    ///     the request itself goes on without the backend. Failures are also logged as warnings.
+    public init(
+        backend: (any TokenCacheBackend)? = nil, maximumEntriesPerPartition: Int = 1_000,
+        onBackendFailure: (@Sendable (TokenCacheBackendFailure) -> Void)? = nil
+    ) {
         self.backend = backend
         self.maximumEntriesPerPartition = maximumEntriesPerPartition
+        self.onBackendFailure = onBackendFailure
     }
 
     /// The partition for a descriptor, created empty on first use.
-    func partition(for descriptor: TokenCachePartitionDescriptor) -> CachePartition {
+    func partition(for descriptor: TokenCachePartitionDescriptor) -> TokenCachePartition {
         partitions.withLock { partitions in
             if let existing = partitions[descriptor.key] { return existing }
-            let partition = CachePartition(descriptor: descriptor)
+            let partition = TokenCachePartition(descriptor: descriptor)
             partitions[descriptor.key] = partition
             return partition
         }
@@ -41,21 +53,16 @@ public final class TokenCache: Sendable {
         partitions.withLock { $0.values.map(\.descriptor) }
     }
 
-    /// The entries of one partition held in memory.
-    public func entries(in key: TokenCachePartitionKey) -> [TokenCacheEntry] {
-        partitions.withLock { $0[key] }?.entries ?? []
+    /// A partition held in memory, to list, export or import its tokens.
+    public func partition(for key: TokenCachePartitionKey) -> TokenCachePartition? {
+        partitions.withLock { $0[key] }
     }
 
-    /// The serializer of a partition held in memory, to export it or import into it.
-    public func serializer(for key: TokenCachePartitionKey) -> TokenCachePartitionSerializer? {
-        partitions.withLock { $0[key] }.map { TokenCachePartitionSerializer(partition: $0) }
-    }
-
-    /// Imports a document produced by ``TokenCachePartitionSerializer/export()`` as a partition of
-    /// this cache, replacing what it held.
+    /// Imports a document made by ``TokenCachePartition/exportDocument()`` as a partition of this
+    /// cache, replacing what it held.
     public func importPartition(_ bytes: [UInt8]) throws(TokenCacheSerializationError) {
         let decoded = try PartitionDocument.decode(bytes)
-        partition(for: decoded.descriptor).replace(with: decoded.entries, version: nil)
+        partition(for: decoded.descriptor).replaceEntries(decoded.entries, version: nil)
     }
 
     /// Forgets every token held in memory (the backend's stored copy is untouched).

@@ -47,7 +47,7 @@ public struct TokenCachePartitionKey: Hashable, Sendable, CustomStringConvertibl
             encoded.append(contentsOf: bytes)
         }
         let digest = SHA256.hash(data: encoded)
-        rawValue = Self.prefix + digest.map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        rawValue = Self.prefix + Hex.encode(digest)
     }
 
     /// Reads a key back, as stored by a backend.

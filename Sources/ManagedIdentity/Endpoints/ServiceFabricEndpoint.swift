@@ -56,18 +56,7 @@ struct ServiceFabricEndpoint: SourceEndpoint {
     static func parseThumbprint(_ value: String) -> [UInt8]? {
         let hex = value.unicodeScalars.filter { $0 != ":" && !$0.properties.isWhitespace }
         guard hex.count == 40 else { return nil }
-        var bytes: [UInt8] = []
-        var high: UInt8?
-        for scalar in hex {
-            guard let nibble = UInt8(String(scalar), radix: 16) else { return nil }
-            if let h = high {
-                bytes.append(h << 4 | nibble)
-                high = nil
-            } else {
-                high = nibble
-            }
-        }
-        return bytes
+        return Hex.decode(String(hex))
     }
 
     func makeRequest(_ parameters: TokenRequestParameters) -> HTTPTransportRequest {

@@ -87,7 +87,7 @@ enum PinnedTLSConnection {
         }
         let digest = Array(Insecure.SHA1.hash(data: der))
         guard constantTimeEqual(digest, pin) else {
-            let thumbprint = digest.map { String($0, radix: 16).leftPadded(to: 2) }.joined().uppercased()
+            let thumbprint = Hex.encode(digest, uppercase: true)
             mismatch.withLockedValue {
                 $0 = "has SHA-1 thumbprint \(thumbprint), which does not match IDENTITY_SERVER_THUMBPRINT"
             }
@@ -184,10 +184,4 @@ private final class ExchangeHandler: ChannelInboundHandler, RemovableChannelHand
 
     struct ResponseTooLarge: Error {}
     struct ConnectionClosed: Error {}
-}
-
-extension String {
-    func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
-    }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import Synchronization
 
+import ManagedIdentityTesting
+
 @testable import ManagedIdentity
 
 /// An in-process transport: records every request and answers from a script. It refuses any host
@@ -52,30 +54,6 @@ extension HTTPTransportResponse {
     }
 }
 
-/// A clock tests move by hand: `sleep` returns at once and moves time forward, recording each delay.
-final class TestClock: ManagedIdentityClock {
-    private let state: Mutex<(now: Date, sleeps: [Duration])>
-
-    init(now: Date = Date(timeIntervalSince1970: 1_767_225_600)) {
-        state = Mutex((now, []))
-    }
-
-    var now: Date { state.withLock { $0.now } }
-    var sleeps: [Duration] { state.withLock { $0.sleeps } }
-
-    func advance(by seconds: TimeInterval) {
-        state.withLock { $0.now = $0.now.addingTimeInterval(seconds) }
-    }
-
-    func sleep(for duration: Duration) async throws {
-        try Task.checkCancellation()
-        state.withLock { state in
-            state.sleeps.append(duration)
-            state.now = state.now.addingTimeInterval(ManagedIdentityClient.seconds(duration))
-        }
-    }
-}
-
 /// Environments of the test vectors, always pointing IMDS at a loopback address.
 enum TestEnvironment {
     static let loopbackIMDS = "http://127.0.0.1:47999"
@@ -117,7 +95,7 @@ func makeClient(
     environment: ManagedIdentityEnvironment,
     source: ManagedIdentitySource? = nil,
     transport: FakeTransport,
-    clock: TestClock = TestClock(),
+    clock: ManualClock = ManualClock(),
     cache: TokenCache = TokenCache(),
     capabilities: [String] = [],
     arcKeyDirectory: String? = nil,

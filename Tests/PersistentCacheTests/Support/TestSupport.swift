@@ -1,3 +1,4 @@
+import ManagedIdentityTesting
 import Crypto
 import Foundation
 import ManagedIdentity
@@ -48,7 +49,7 @@ struct SymmetricKeyBytes: Sendable {
 /// A client of one identity against an in-process token issuer; nothing leaves the process.
 func makeClient(
     _ backend: (any TokenCacheBackend)?, identity: ManagedIdentityID = .clientID("persistent-test"),
-    endpoint: FakeTokenEndpoint, clock: ConformanceClock, host: String = "test-host"
+    endpoint: FakeTokenEndpoint, clock: ManualClock, host: String = "test-host", cap: Int = 1_000
 ) throws -> ManagedIdentityClient {
     try ManagedIdentityClient(
         identity: identity,
@@ -56,7 +57,54 @@ func makeClient(
             source: .imds,
             environment: ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"]),
             clock: clock, hostDiscriminator: host),
-        cache: TokenCache(backend: backend),
+        cache: TokenCache(backend: backend, maximumEntriesPerPartition: cap),
         transport: endpoint)
 }
 
+
+/// Forwards to a storage and counts the reads that handed stored tokens back (reloads), so a test
+/// can tell that an unchanged partition is not read again, without a counter in the backend.
+final class ReloadCountingStorage<Storage: TokenCacheStorage>: TokenCacheStorage {
+    let storage: Storage
+    private let count = Atomic<Int>(0)
+
+    init(_ storage: Storage) { self.storage = storage }
+
+    var reloads: Int { count.load(ordering: .relaxed) }
+
+    func read(_ partition: TokenCachePartitionKey, version: inout Storage.Version?) async throws -> [TokenCacheEntry]? {
+        let entries = try await storage.read(partition, version: &version)
+        if entries != nil { count.add(1, ordering: .relaxed) }
+        return entries
+    }
+
+    func write(
+        _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
+    ) async throws -> (entries: [TokenCacheEntry], version: Storage.Version) {
+        try await storage.write(entry, in: partition, retention: retention)
+    }
+
+    func remove(_ keys: [TokenCacheEntryKey], from partition: TokenCachePartitionKey) async throws {
+        try await storage.remove(keys, from: partition)
+    }
+
+    func withRefreshLock<Result: Sendable>(
+        partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
+    ) async throws -> Result {
+        try await storage.withRefreshLock(partition: partition, resource: resource, body)
+    }
+}
+
+extension BackendKind {
+    /// The backend at a location, behind a reload counter.
+    func openCounting(_ location: String) throws -> (backend: any TokenCacheBackend, reloads: @Sendable () -> Int) {
+        switch self {
+        case .file:
+            let counting = ReloadCountingStorage(try FileTokenCacheBackend(directory: location))
+            return (counting, { counting.reloads })
+        case .sqlite:
+            let counting = ReloadCountingStorage(try SQLiteTokenCacheBackend(path: location))
+            return (counting, { counting.reloads })
+        }
+    }
+}

@@ -1,53 +1,5 @@
 import Foundation
 
-/// Exports and imports the in-memory copy of one partition, for a backend.
-///
-/// The exported form is UTF-8 JSON in MSAL's cache schema (an `AccessToken` section whose entries
-/// carry `secret`, `target`, `expires_on`, ... as epoch-second strings), plus a
-/// `ManagedIdentityPartition` section holding the format version and the partition key. Importing
-/// replaces the partition; a document of another partition, of an unknown version, or malformed, is
-/// refused with ``TokenCacheSerializationError`` and changes nothing.
-public struct TokenCachePartitionSerializer: Sendable {
-    let partition: CachePartition
-
-    /// The partition this serializer reads and writes.
-    public var descriptor: TokenCachePartitionDescriptor { partition.descriptor }
-
-    /// The partition's entries.
-    public var entries: [TokenCacheEntry] { partition.entries }
-
-    /// The version the backend attached when it last loaded or stored the partition.
-    public var loadedVersion: TokenCacheVersion? { partition.loadedVersion }
-
-    /// Replaces the partition's entries; entries of another partition are dropped.
-    /// - Returns: how many entries were dropped.
-    @discardableResult
-    public func replaceEntries(_ entries: [TokenCacheEntry], version: TokenCacheVersion?) -> Int {
-        partition.replace(with: entries, version: version)
-    }
-
-    /// Records the version of the stored copy the in-memory partition now matches.
-    public func markLoaded(version: TokenCacheVersion?) {
-        partition.setLoadedVersion(version)
-    }
-
-    /// The partition as versioned JSON.
-    public func export() -> [UInt8] {
-        PartitionDocument.encode(descriptor: descriptor, entries: partition.entries)
-    }
-
-    /// Replaces the partition with a document produced by ``export()``.
-    public func `import`(_ bytes: [UInt8], version: TokenCacheVersion? = nil) throws(TokenCacheSerializationError) {
-        let decoded = try PartitionDocument.decode(bytes)
-        guard decoded.partitionKey == descriptor.key else {
-            throw TokenCacheSerializationError(
-                kind: .partitionMismatch,
-                message: "The document holds partition \(decoded.partitionKey), not \(descriptor.key).")
-        }
-        partition.replace(with: decoded.entries, version: version)
-    }
-}
-
 /// Why a partition document could not be read.
 public struct TokenCacheSerializationError: Error, Sendable, CustomStringConvertible {
     /// The kinds of failure.

@@ -1,0 +1,283 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// The one owner of a partition's cache rules for a client: it decides what each request gets
+/// (``TokenCachePolicy``), runs the backend's hooks in their documented order, applies the
+/// retention rule, shares one request among concurrent misses, and runs background refreshes.
+///
+/// The client hands it a fetcher (the endpoint request) and asks it for tokens; it never calls a
+/// hook itself.
+final class TokenCacheAccessor: Sendable {
+    /// What one fetch from the endpoint is for.
+    struct Fetch: Sendable {
+        var resource: String
+        var correlationID: CorrelationID
+        /// SHA-256 of the cached token being replaced because of claims.
+        var revokedTokenHash: String?
+    }
+
+    typealias Fetcher = @Sendable (Fetch, Logger) async throws -> IssuedToken
+
+    let cache: TokenCache
+    let partition: TokenCachePartition
+    let policy: TokenCachePolicy
+    let clock: any ManagedIdentityClock
+    let source: ManagedIdentitySource
+    private let fetcher: Fetcher
+    private let backgroundRefreshes = Mutex<(next: UInt64, tasks: [UInt64: Task<Void, Never>])>((0, [:]))
+
+    init(
+        cache: TokenCache, descriptor: TokenCachePartitionDescriptor, policy: TokenCachePolicy,
+        clock: any ManagedIdentityClock, fetcher: @escaping Fetcher
+    ) {
+        self.cache = cache
+        self.partition = cache.partition(for: descriptor)
+        self.policy = policy
+        self.clock = clock
+        self.source = descriptor.source
+        self.fetcher = fetcher
+    }
+
+    // MARK: - Requests
+
+    /// The token for a request: from memory, from the backend, or from the endpoint.
+    func token(resource: String, options: TokenRequestOptions, logger: Logger) async throws -> AccessToken {
+        let entryKey = TokenCacheEntryKey(resource: resource)
+        let request: TokenCachePolicy.Request = options.forceRefresh ? .forceRefresh : options.claims != nil ? .claims : .normal
+        if options.forceRefresh, options.claims != nil {
+            logger.warning("both force refresh and claims were given; force refresh wins")
+        }
+        // The hit path of a cache without backend: memory only, no hooks, no correlation id made.
+        if cache.backend == nil, request == .normal {
+            let now = clock.now
+            let entry = partition.lookup(entryKey)
+            switch policy.decide(entry, now: now, request: .normal) {
+            case .serve:
+                if let entry { return served(entry, reason: .notApplicable, correlationID: options.correlationID) }
+            case .serveAndRefreshInBackground:
+                if let entry { return servedAndRefreshed(entry, correlationID: options.correlationID, logger: logger) }
+            case .fetch: break
+            }
+        }
+        let correlationID = options.correlationID.map(CorrelationID.init) ?? CorrelationID.next()
+        let cached =
+            TokenCachePolicy.readsCache(request)
+            ? await read(entryKey, resource: resource, correlationID: correlationID, logger: logger) : nil
+        switch policy.decide(cached, now: clock.now, request: request) {
+        case .serve:
+            if let cached { return served(cached, reason: .notApplicable, correlationID: options.correlationID) }
+        case .serveAndRefreshInBackground:
+            if let cached { return servedAndRefreshed(cached, correlationID: options.correlationID, logger: logger) }
+        case .fetch(let reason, let revoking):
+            let fetch = Fetch(
+                resource: resource, correlationID: correlationID, revokedTokenHash: revoking.map { Self.sha256Hex($0.accessToken) })
+            if request != .normal {
+                // A forced request wants a new token, not the result of one already in flight.
+                return try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger)
+            }
+            let (token, started) = try await partition.inflight.run(entryKey) { [self] in
+                try await fetchCoordinated(fetch, entryKey: entryKey, request: .normal, reason: reason, logger: logger)
+            }
+            if started { return token }
+            // Callers that joined another's request get its token with their own correlation id.
+            var joined = token
+            joined.correlationID = correlationID.string
+            return joined
+        }
+        preconditionFailure("a serve decision without an entry")
+    }
+
+    /// Waits until the background refreshes started so far have finished.
+    func waitForBackgroundRefreshes() async {
+        let tasks = backgroundRefreshes.withLock { Array($0.tasks.values) }
+        for task in tasks { await task.value }
+    }
+
+    // MARK: - Fetching
+
+    /// Fetches under the backend's cross-process coordination, first checking whether another
+    /// request (in this process or another) stored the token meanwhile.
+    private func fetchCoordinated(
+        _ fetch: Fetch, entryKey: TokenCacheEntryKey, request: TokenCachePolicy.Request,
+        reason: AccessToken.CacheRefreshReason, logger: Logger
+    ) async throws -> AccessToken {
+        let recheck: () async -> Result<AccessToken, any Error> = { [self] in
+            let cached = await read(entryKey, resource: fetch.resource, correlationID: fetch.correlationID, logger: logger)
+            let now = clock.now
+            if let cached, case .serve = policy.decide(cached, now: now, request: request) {
+                return .success(served(cached, reason: .notApplicable, correlationID: fetch.correlationID.string))
+            }
+            do {
+                return .success(try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger))
+            } catch {
+                return .failure(error)
+            }
+        }
+        guard let backend = cache.backend else { return try await recheck().get() }
+        let notification = notification(resource: fetch.resource, correlationID: fetch.correlationID, written: nil)
+        // The body's own outcome, kept apart from the backend's: an error of the fetch is the
+        // caller's answer, never a reason to fetch a second time.
+        var outcome: Result<AccessToken, any Error>?
+        do {
+            try await backend.coordinateRefresh(notification) {
+                outcome = await recheck()
+            }
+        } catch is CancellationError where outcome == nil {
+            throw CancellationError()
+        } catch {
+            report(.coordinateRefresh, error, duringWrite: false, logger: logger)
+        }
+        if let outcome { return try outcome.get() }
+        return try await recheck().get()
+    }
+
+    /// Asks the endpoint, then stores the token through the write hooks.
+    private func fetchAndStore(
+        _ fetch: Fetch, entryKey: TokenCacheEntryKey, reason: AccessToken.CacheRefreshReason, logger: Logger
+    ) async throws -> AccessToken {
+        let issued = try await fetcher(fetch, logger)
+        let now = clock.now
+        let entry = TokenCacheEntry(
+            partitionKey: partition.key,
+            resource: fetch.resource,
+            tokenType: entryKey.tokenType,
+            accessToken: issued.accessToken,
+            expiresOn: Date(timeIntervalSince1970: issued.expiresOn.rounded(.down)),
+            refreshOn: issued.refreshOn.map { Date(timeIntervalSince1970: $0.rounded(.down)) },
+            cachedAt: Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        )
+        await write(entry, correlationID: fetch.correlationID, logger: logger)
+        return AccessToken(
+            token: issued.accessToken,
+            tokenType: issued.tokenType,
+            expiresOn: entry.expiresOn,
+            refreshOn: entry.refreshOn,
+            resource: fetch.resource,
+            tokenSource: .identityProvider,
+            managedIdentitySource: source,
+            cacheRefreshReason: reason,
+            correlationID: fetch.correlationID.string
+        )
+    }
+
+    // MARK: - Serving
+
+    private func served(_ entry: TokenCacheEntry, reason: AccessToken.CacheRefreshReason, correlationID: String?) -> AccessToken {
+        AccessToken(
+            token: entry.accessToken,
+            tokenType: entry.tokenType,
+            expiresOn: entry.expiresOn,
+            refreshOn: entry.refreshOn,
+            resource: entry.resource,
+            tokenSource: .cache,
+            managedIdentitySource: source,
+            cacheRefreshReason: reason,
+            correlationID: correlationID
+        )
+    }
+
+    private func servedAndRefreshed(_ entry: TokenCacheEntry, correlationID: String?, logger: Logger) -> AccessToken {
+        startBackgroundRefresh(resource: entry.resource, entryKey: entry.key, logger: logger)
+        return served(entry, reason: .proactivelyRefreshed, correlationID: correlationID)
+    }
+
+    private func startBackgroundRefresh(resource: String, entryKey: TokenCacheEntryKey, logger: Logger) {
+        guard !partition.inflight.isRunning(entryKey) else { return }
+        let fetch = Fetch(resource: resource, correlationID: CorrelationID.next(), revokedTokenHash: nil)
+        backgroundRefreshes.withLock { state in
+            state.next &+= 1
+            let id = state.next
+            state.tasks[id] = Task { [self] in
+                do {
+                    _ = try await partition.inflight.run(entryKey) { [self] in
+                        try await fetchCoordinated(
+                            fetch, entryKey: entryKey, request: .backgroundRefresh, reason: .proactivelyRefreshed, logger: logger)
+                    }
+                } catch {
+                    // The cached token stays usable until it expires; the next call past refresh_on tries again.
+                    logger.warning(
+                        "background token refresh failed; the cached token stays in use until it expires",
+                        metadata: [
+                            "managed-identity.source": "\(source)",
+                            "managed-identity.correlation-id": "\(fetch.correlationID)",
+                            "managed-identity.error": "\((error as? ManagedIdentityError)?.code.rawValue ?? "\(type(of: error))")",
+                        ])
+                }
+                _ = backgroundRefreshes.withLock { $0.tasks.removeValue(forKey: id) }
+            }
+        }
+    }
+
+    // MARK: - Hooks
+
+    /// A read: `beforeAccess`, lookup, `afterAccess`. A failing `beforeAccess` makes it a miss.
+    private func read(
+        _ entryKey: TokenCacheEntryKey, resource: String, correlationID: CorrelationID, logger: Logger
+    ) async -> TokenCacheEntry? {
+        guard let backend = cache.backend else { return partition.lookup(entryKey) }
+        let notification = notification(resource: resource, correlationID: correlationID, written: nil)
+        var entry: TokenCacheEntry?
+        do {
+            try await backend.beforeAccess(notification)
+            entry = partition.lookup(entryKey)
+        } catch {
+            report(.beforeAccess, error, duringWrite: false, logger: logger)
+        }
+        do {
+            try await backend.afterAccess(notification)
+        } catch {
+            report(.afterAccess, error, duringWrite: false, logger: logger)
+        }
+        return entry
+    }
+
+    /// A write: `beforeAccess`, `beforeWrite`, store, `afterAccess`. Hook failures are reported; the
+    /// token is kept in memory and returned regardless.
+    private func write(_ entry: TokenCacheEntry, correlationID: CorrelationID, logger: Logger) async {
+        let notification = notification(resource: entry.resource, correlationID: correlationID, written: entry)
+        guard let backend = cache.backend else {
+            partition.store(entry, retention: notification.retention)
+            return
+        }
+        do {
+            try await backend.beforeAccess(notification)
+            do {
+                try await backend.beforeWrite(notification)
+            } catch {
+                report(.beforeWrite, error, duringWrite: true, logger: logger)
+            }
+        } catch {
+            report(.beforeAccess, error, duringWrite: true, logger: logger)
+        }
+        partition.store(entry, retention: notification.retention)
+        do {
+            try await backend.afterAccess(notification)
+        } catch {
+            report(.afterAccess, error, duringWrite: true, logger: logger)
+        }
+    }
+
+    private func notification(resource: String, correlationID: CorrelationID, written: TokenCacheEntry?) -> TokenCacheNotification {
+        TokenCacheNotification(
+            partition: partition, resource: resource, hasStateChanged: written != nil, writtenEntry: written,
+            retention: TokenCacheRetention(now: clock.now, maximumEntriesPerPartition: cache.maximumEntriesPerPartition),
+            correlation: correlationID)
+    }
+
+    private func report(_ hook: TokenCacheBackendFailure.Hook, _ error: any Error, duringWrite: Bool, logger: Logger) {
+        logger.warning(
+            "cache backend hook failed; continuing without the backend",
+            metadata: [
+                "managed-identity.hook": "\(hook.rawValue)",
+                "managed-identity.partition": "\(partition.key)",
+                "managed-identity.error": "\(error)",
+            ])
+        cache.onBackendFailure?(
+            TokenCacheBackendFailure(hook: hook, partitionKey: partition.key, duringWrite: duringWrite, error: error))
+    }
+
+    static func sha256Hex(_ text: String) -> String {
+        Hex.sha256(Array(text.utf8))
+    }
+}
