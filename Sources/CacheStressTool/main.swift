@@ -1,22 +1,19 @@
-// Drives a persistent cache backend from a real process, for the cross-process and crash tests.
+// Drives a persistent cache backend from a real process, for the cross-process, crash and
+// thread-pool tests.
 //
 //   CacheStressTool write  <file|sqlite> <path> <writer> <count>   stores <count> tokens, printing
 //                                                                   "committed <resource>" after each
 //   CacheStressTool verify <file|sqlite> <path> <resource>...       exits 0 when every resource is
 //                                                                   served from the cache, untouched
+//   CacheStressTool hold-write-lock sqlite <path>                   takes the database's write lock,
+//                                                                   prints "holding", and keeps it
+//                                                                   until its standard input closes
 import Foundation
+import GRDB
 import ManagedIdentity
 import ManagedIdentityFileCache
 import ManagedIdentitySQLiteCache
-
-/// Issues a token naming the resource, without any network.
-struct LocalIssuer: HTTPTransport {
-    func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse {
-        let resource = request.queryValue("resource") ?? ""
-        let body = #"{"access_token":"token-for-\#(resource)","expires_in":"86400","token_type":"Bearer"}"#
-        return HTTPTransportResponse(status: 200, body: Array(body.utf8))
-    }
-}
+import ManagedIdentityTesting
 
 struct Refused: HTTPTransport {
     func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse {
@@ -41,16 +38,15 @@ func client(_ backend: any TokenCacheBackend, transport: any HTTPTransport) thro
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 4 else {
-    FileHandle.standardError.write(Data("usage: CacheStressTool write|verify file|sqlite PATH ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: CacheStressTool write|verify|hold-write-lock file|sqlite PATH ...\n".utf8))
     exit(2)
 }
 do {
-    let store = try backend(arguments[2], arguments[3])
     switch arguments[1] {
     case "write":
         let writer = arguments[4]
         let count = Int(arguments[5]) ?? 0
-        let client = try client(store, transport: LocalIssuer())
+        let client = try client(try backend(arguments[2], arguments[3]), transport: FakeTokenEndpoint(hostName: "stress", clock: SystemClock()))
         for index in 0..<count {
             let resource = "https://\(writer).example/\(index)"
             _ = try await client.token(for: resource)
@@ -58,17 +54,26 @@ do {
             FileHandle.standardOutput.write(Data("committed \(resource)\n".utf8))
         }
     case "verify":
-        let client = try client(store, transport: Refused())
+        let client = try client(try backend(arguments[2], arguments[3]), transport: Refused())
         var missing = 0
         for resource in arguments.dropFirst(4) {
             let token = try? await client.token(for: resource)
-            if token?.token != "token-for-\(resource)" || token?.tokenSource != .cache {
+            if token.flatMap({ TokenClaims(token: $0.token) })?.audience != resource || token?.tokenSource != .cache {
                 print("missing \(resource)")
                 missing += 1
             }
         }
         print("verified \(arguments.count - 4 - missing) missing \(missing)")
         exit(missing == 0 ? 0 : 1)
+    case "hold-write-lock":
+        // A plain connection, so this process holds SQLite's lock exactly as another writer would.
+        let queue = try DatabaseQueue(path: arguments[3])
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            FileHandle.standardOutput.write(Data("holding\n".utf8))
+            _ = FileHandle.standardInput.readDataToEndOfFile()
+            try db.execute(sql: "ROLLBACK")
+        }
     default:
         exit(2)
     }

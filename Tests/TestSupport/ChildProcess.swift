@@ -32,6 +32,8 @@ public struct ChildProcess {
     public let process = Process()
     public let output = Pipe()
     public let errors = Pipe()
+    /// The child's standard input; closing it tells a child that waits on it to go on.
+    public let input = Pipe()
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) {
         process.executableURL = URL(fileURLWithPath: BuiltProducts.path(executable))
@@ -43,12 +45,25 @@ public struct ChildProcess {
         process.environment = base
         process.standardOutput = output
         process.standardError = errors
+        process.standardInput = input
+    }
+
+    /// Reads standard output until a line equal to `line` arrives; `false` when the output ends first.
+    public func waitForLine(_ line: String) -> Bool {
+        var buffer: [UInt8] = []
+        while true {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { return false }
+            buffer.append(contentsOf: chunk)
+            if String(decoding: buffer, as: UTF8.self).split(separator: "\n").contains(Substring(line)) { return true }
+        }
     }
 
     public func start() throws { try process.run() }
 
     /// Waits for the process and returns its exit status, standard output and standard error.
     public func finish() -> (status: Int32, output: String, errors: String) {
+        try? input.fileHandleForWriting.close()
         let out = output.fileHandleForReading.readDataToEndOfFile()
         let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

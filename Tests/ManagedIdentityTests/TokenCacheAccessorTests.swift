@@ -1,0 +1,110 @@
+import Foundation
+import Logging
+import ManagedIdentityTesting
+import Synchronization
+import Testing
+
+@testable import ManagedIdentity
+
+/// The accessor's own duties: cancellation of waiters, one fetch per miss whatever fails, and
+/// reporting backend failures to the cache's handler.
+struct TokenCacheAccessorTests {
+    let environment = TestEnvironment.make()
+
+    @Test func aCallerWaitingOnAnotherCallersRequestStopsWhenItsTaskIsCancelled() async throws {
+        let clock = ManualClock()
+        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
+        endpoint.closeGate()
+        let client = try ManagedIdentityClient(
+            configuration: .init(environment: environment, clock: clock, hostDiscriminator: "h"), cache: TokenCache(),
+            transport: endpoint)
+        let first = Task { try await client.token(for: "https://slow.example") }
+        while endpoint.waitingCount == 0 { await Task.yield() }
+        let waiter = Task { try await client.token(for: "https://slow.example") }
+        for _ in 0..<100 { await Task.yield() }
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+        // The request went on for the first caller, and its token is cached.
+        endpoint.openGate()
+        let token = try await first.value
+        #expect(token.tokenSource == .identityProvider)
+        #expect(try await client.token(for: "https://slow.example").token == token.token)
+        #expect(endpoint.requestCount == 1)
+    }
+
+    /// Runs `body`, then throws: a backend whose lock release fails, say.
+    struct ThrowsAfterBodyBackend: TokenCacheBackend {
+        struct ReleaseFailed: Error {}
+        func beforeAccess(_ notification: TokenCacheNotification) async throws {}
+        func afterAccess(_ notification: TokenCacheNotification) async throws {}
+        func coordinateRefresh<Result: Sendable>(
+            _ notification: TokenCacheNotification, _ body: () async throws -> Result
+        ) async throws -> Result {
+            _ = try await body()
+            throw ReleaseFailed()
+        }
+    }
+
+    struct UnexpectedFetchError: Error {}
+
+    func makeAccessor(backend: any TokenCacheBackend, fetches: Counter, fail: Bool)
+        -> TokenCacheAccessor
+    {
+        let clock = ManualClock()
+        let key = TokenCachePartitionKey(source: .imds, endpoint: "http://e", identity: .systemAssigned, hostDiscriminator: "h")
+        let cache = TokenCache(backend: backend)
+        return TokenCacheAccessor(
+            cache: cache, descriptor: TokenCachePartitionDescriptor(key: key, source: .imds, identity: .systemAssigned, endpoint: "http://e"),
+            policy: TokenCachePolicy(margin: 300), clock: clock,
+            fetcher: { _, _ in
+                fetches.increment()
+                if fail { throw UnexpectedFetchError() }
+                return IssuedToken(
+                    accessToken: "T", tokenType: "Bearer", expiresOn: clock.now.timeIntervalSince1970 + 3600, refreshOn: nil)
+            })
+    }
+
+    @Test func anErrorOfTheFetchIsTheAnswerNeverAReasonToFetchAgain() async throws {
+        let fetches = Counter()
+        let accessor = makeAccessor(backend: InMemoryTokenCacheBackend(), fetches: fetches, fail: true)
+        await #expect(throws: UnexpectedFetchError.self) {
+            try await accessor.token(resource: "R", options: TokenRequestOptions(), logger: Logger(label: "test"))
+        }
+        #expect(fetches.value == 1)
+    }
+
+    @Test func aCoordinationThatFailsAfterItsBodyRanDoesNotFetchAgain() async throws {
+        let fetches = Counter()
+        let accessor = makeAccessor(backend: ThrowsAfterBodyBackend(), fetches: fetches, fail: false)
+        let token = try await accessor.token(resource: "R", options: TokenRequestOptions(), logger: Logger(label: "test"))
+        #expect(token.token == "T")
+        #expect(fetches.value == 1)
+        let failing = makeAccessor(backend: ThrowsAfterBodyBackend(), fetches: fetches, fail: true)
+        await #expect(throws: UnexpectedFetchError.self) {
+            try await failing.token(resource: "R", options: TokenRequestOptions(), logger: Logger(label: "test"))
+        }
+        #expect(fetches.value == 2)
+    }
+
+    @Test func everyFailingHookReachesTheCachesFailureHandler() async throws {
+        let reported = Mutex<[TokenCacheBackendFailure]>([])
+        let transport = FakeTransport { _, index in .token("T\(index)") }
+        let cache = TokenCache(
+            backend: TokenCacheTests.FailingBackend(), onBackendFailure: { failure in reported.withLock { $0.append(failure) } })
+        let client = try makeClient(environment: environment, transport: transport, cache: cache)
+        #expect(try await client.token(for: "R").token == "T0")
+        let failures = reported.withLock { $0 }
+        // The miss's read pair, the coordination, the re-read, then the write's beforeAccess and afterAccess.
+        #expect(failures.map(\.hook) == [.beforeAccess, .afterAccess, .coordinateRefresh, .beforeAccess, .afterAccess, .beforeAccess, .afterAccess])
+        #expect(failures.map(\.duringWrite) == [false, false, false, false, false, true, true])
+        #expect(failures.allSatisfy { $0.partitionKey == client.partitionKey })
+        #expect(!failures.map(\.description).joined().contains("T0"))
+    }
+}
+
+/// A count shared by tasks.
+final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func increment() { count.add(1, ordering: .relaxed) }
+}
