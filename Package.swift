@@ -164,6 +164,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "CacheBackendSupportTests",
+            dependencies: [
+                "CacheBackendSupport", "ManagedIdentity", "TestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "ManagedIdentityEmulatorTests",
             dependencies: ["ManagedIdentity", "ManagedIdentityEmulator", "ManagedIdentityTesting"],
             swiftSettings: swiftSettings
