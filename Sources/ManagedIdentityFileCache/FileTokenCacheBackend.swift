@@ -56,24 +56,7 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
     /// The version of a partition's file: its inode, size, modification and change times, which
     /// together change with every rename onto it. Opaque outside this backend.
     public struct Version: Hashable, Sendable {
-        let inode: UInt64
-        let size: UInt64
-        let modified: UInt64
-        let changed: UInt64
-
-        init(_ info: stat) {
-            inode = UInt64(info.st_ino)
-            size = UInt64(info.st_size)
-            modified = POSIX.nanoseconds(info.st_mtim)
-            changed = POSIX.nanoseconds(info.st_ctim)
-        }
-
-        init(inode: UInt64, size: UInt64, modified: UInt64, changed: UInt64) {
-            self.inode = inode
-            self.size = size
-            self.modified = modified
-            self.changed = changed
-        }
+        let inode, size, modified, changed: UInt64
 
         /// The version of a partition without a file.
         static let absent = Version(inode: 0, size: 0, modified: 0, changed: 0)
@@ -238,7 +221,7 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
             return .corrupt(reason: error.message, inode: inode)
         }
         let json: [UInt8]
-        switch decrypt(bytes, key: key) {
+        switch AtRestCipher.openDocument(bytes, with: cipher, context: key.rawValue) {
         case .success(let plaintext): json = plaintext
         case .failure(.wrongKey):
             throw TokenCacheBackendError(
@@ -254,24 +237,6 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
             return .loaded(decoded, Version(info))
         } catch {
             return .corrupt(reason: error.message, inode: inode)
-        }
-    }
-
-    enum DecryptFailure: Error {
-        case wrongKey
-        case corrupt(String)
-    }
-
-    private func decrypt(_ bytes: [UInt8], key: TokenCachePartitionKey) -> Result<[UInt8], DecryptFailure> {
-        guard let cipher else {
-            return AtRestCipher.isSealed(bytes) ? .failure(.wrongKey) : .success(bytes)
-        }
-        do {
-            return .success(try cipher.open(bytes, context: key.rawValue))
-        } catch .wrongKey {
-            return .failure(.wrongKey)
-        } catch {
-            return .failure(.corrupt(AtRestCipher.isSealed(bytes) ? "it fails authentication" : "it is not encrypted"))
         }
     }
 
@@ -330,31 +295,24 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
     /// start-up, with its own error, before any token request.
     private func checkEncryptionKey() throws(TokenCacheBackendError) {
         let path = "\(directory)/\(Self.keyIDFile)"
-        let stored = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        switch (cipher, stored) {
-        case (nil, nil): return
-        case (nil, .some):
-            throw TokenCacheBackendError(
-                kind: .missingEncryptionKey, message: "the cache in \(directory) is encrypted; supply its encryption key")
-        case (let cipher?, let stored):
-            let id = Hex.encode(cipher.keyID)
-            if let stored {
-                guard stored == id else {
-                    throw TokenCacheBackendError(
-                        kind: .wrongEncryptionKey,
-                        message: "the encryption key does not match the one the cache in \(directory) was written with")
-                }
-            } else {
-                do {
-                    _ = try AtomicFile.write(Array((id + "\n").utf8), to: path, directory: directory)
-                } catch {
-                    throw TokenCacheBackendError(kind: .io, message: error.message)
-                }
-            }
+        let recorded = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let id = try AtRestCipher.checkKey(cipher, recorded: recorded, location: "in \(directory)") else { return }
+        do {
+            _ = try AtomicFile.write(Array((id + "\n").utf8), to: path, directory: directory)
+        } catch {
+            throw TokenCacheBackendError(kind: .io, message: error.message)
         }
     }
 }
 
+
+extension FileTokenCacheBackend.Version {
+    init(_ info: stat) {
+        self.init(
+            inode: UInt64(info.st_ino), size: UInt64(info.st_size), modified: POSIX.nanoseconds(info.st_mtim),
+            changed: POSIX.nanoseconds(info.st_ctim))
+    }
+}
 
 extension TokenCacheSerializationError {
     var message: String { description }

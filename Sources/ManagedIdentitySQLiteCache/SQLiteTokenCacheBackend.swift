@@ -284,38 +284,16 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
         return entries
     }
 
-    static let sealedPrefix = "sealed:"
-
     private func seal(_ entry: TokenCacheEntry) throws -> String {
-        guard let cipher else { return entry.accessToken }
-        let sealed = try cipher.seal(
-            Array(entry.accessToken.utf8), context: Self.context(entry.partitionKey, entry.resource, entry.tokenType))
-        return Self.sealedPrefix + Data(sealed).base64EncodedString()
+        try SealedToken.seal(entry.accessToken, with: cipher, context: Self.context(entry.partitionKey, entry.resource, entry.tokenType))
     }
 
     /// The token of a row; `nil` (and a log line) for a row that does not open, which is then ignored.
     private func unseal(_ stored: String, key: TokenCachePartitionKey, resource: String, tokenType: String) throws -> String? {
-        guard stored.hasPrefix(Self.sealedPrefix) else {
-            if cipher != nil {
-                logger.error("a cached token is not encrypted although the cache is; ignoring it")
-                return nil
-            }
-            return stored
-        }
-        guard let cipher else {
-            throw TokenCacheBackendError(kind: .missingEncryptionKey, message: "the cache \(path) is encrypted; supply its key")
-        }
-        guard let data = Data(base64Encoded: String(stored.dropFirst(Self.sealedPrefix.count))) else {
-            logger.error("a cached token is damaged; ignoring it")
-            return nil
-        }
-        do {
-            let plaintext = try cipher.open(Array(data), context: Self.context(key, resource, tokenType))
-            return String(decoding: plaintext, as: UTF8.self)
-        } catch .wrongKey {
-            throw TokenCacheBackendError(kind: .wrongEncryptionKey, message: "a cached token of \(path) is encrypted with another key")
-        } catch {
-            logger.error("a cached token fails authentication (damaged, or moved from another row); ignoring it")
+        switch try SealedToken.open(stored, with: cipher, context: Self.context(key, resource, tokenType), location: path) {
+        case .token(let token): return token
+        case .unusable(let reason):
+            logger.error("\(reason); ignoring it")
             return nil
         }
     }
@@ -471,34 +449,21 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
 
     /// Compares the key with the one the cache was first written with, so a wrong key fails at start-up.
     private func checkEncryptionKey() throws(TokenCacheBackendError) {
-        let id = cipher.map { Hex.encode($0.keyID) }
-        let stored: String?
         do {
-            stored = try withDatabaseBlocking { db in
+            let recorded = try withDatabaseBlocking { db in
                 try String.fetchOne(db, sql: "SELECT value FROM cache_metadata WHERE name = ?", arguments: [Self.encryptionMetadataName])
             }
-        } catch {
-            throw TokenCacheBackendError(kind: .io, message: "cannot read \(path): \(error)")
-        }
-        switch (id, stored) {
-        case (nil, nil): return
-        case (nil, .some):
-            throw TokenCacheBackendError(kind: .missingEncryptionKey, message: "the cache \(path) is encrypted; supply its encryption key")
-        case (let id?, let stored?) where stored != id:
-            throw TokenCacheBackendError(
-                kind: .wrongEncryptionKey, message: "the encryption key does not match the one the cache \(path) was written with")
-        case (let id?, nil):
-            do {
-                try withDatabaseBlocking { db in
-                    try db.execute(
-                        sql: "INSERT OR IGNORE INTO cache_metadata (name, value) VALUES (?, ?)",
-                        arguments: [Self.encryptionMetadataName, id])
-                }
-            } catch {
-                throw TokenCacheBackendError(kind: .io, message: "cannot write \(path): \(error)")
+            guard let id = try AtRestCipher.checkKey(cipher, recorded: recorded, location: path) else { return }
+            try withDatabaseBlocking { db in
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO cache_metadata (name, value) VALUES (?, ?)", arguments: [Self.encryptionMetadataName, id])
             }
+            // Another process may have recorded its key first: compare again.
             try checkEncryptionKey()
-        default: return
+        } catch let error as TokenCacheBackendError {
+            throw error
+        } catch {
+            throw TokenCacheBackendError(kind: .io, message: "cannot read or write \(path): \(error)")
         }
     }
 }

@@ -45,9 +45,4 @@ public final class InMemoryTokenCacheBackend: TokenCacheStorage {
             stored[partition] = current
         }
     }
-
-    /// The number of tokens stored across partitions.
-    public var count: Int {
-        stored.withLock { $0.values.reduce(0) { $0 + $1.entries.count } }
-    }
 }

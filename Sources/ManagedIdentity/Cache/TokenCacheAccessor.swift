@@ -115,7 +115,7 @@ final class TokenCacheAccessor: Sendable {
             }
         }
         guard let backend = cache.backend else { return try await recheck().get() }
-        let notification = notification(resource: fetch.resource, correlationID: fetch.correlationID, written: nil)
+        let notification = notification(resource: fetch.resource, written: nil)
         // The body's own outcome, kept apart from the backend's: an error of the fetch is the
         // caller's answer, never a reason to fetch a second time.
         var outcome: Result<AccessToken, any Error>?
@@ -216,7 +216,7 @@ final class TokenCacheAccessor: Sendable {
         _ entryKey: TokenCacheEntryKey, resource: String, correlationID: CorrelationID, logger: Logger
     ) async -> TokenCacheEntry? {
         guard let backend = cache.backend else { return partition.lookup(entryKey) }
-        let notification = notification(resource: resource, correlationID: correlationID, written: nil)
+        let notification = notification(resource: resource, written: nil)
         var entry: TokenCacheEntry?
         do {
             try await backend.beforeAccess(notification)
@@ -235,7 +235,7 @@ final class TokenCacheAccessor: Sendable {
     /// A write: `beforeAccess`, `beforeWrite`, store, `afterAccess`. Hook failures are reported; the
     /// token is kept in memory and returned regardless.
     private func write(_ entry: TokenCacheEntry, correlationID: CorrelationID, logger: Logger) async {
-        let notification = notification(resource: entry.resource, correlationID: correlationID, written: entry)
+        let notification = notification(resource: entry.resource, written: entry)
         guard let backend = cache.backend else {
             partition.store(entry, retention: notification.retention)
             return
@@ -258,11 +258,10 @@ final class TokenCacheAccessor: Sendable {
         }
     }
 
-    private func notification(resource: String, correlationID: CorrelationID, written: TokenCacheEntry?) -> TokenCacheNotification {
+    private func notification(resource: String, written: TokenCacheEntry?) -> TokenCacheNotification {
         TokenCacheNotification(
             partition: partition, resource: resource, hasStateChanged: written != nil, writtenEntry: written,
-            retention: TokenCacheRetention(now: clock.now, maximumEntriesPerPartition: cache.maximumEntriesPerPartition),
-            correlation: correlationID)
+            retention: TokenCacheRetention(now: clock.now, maximumEntriesPerPartition: cache.maximumEntriesPerPartition))
     }
 
     private func report(_ hook: TokenCacheBackendFailure.Hook, _ error: any Error, duringWrite: Bool, logger: Logger) {

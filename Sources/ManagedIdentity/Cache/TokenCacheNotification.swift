@@ -14,23 +14,18 @@ public struct TokenCacheNotification: Sendable {
     /// The retention rule of this access, with the cache's clock and cap: apply it to what is stored
     /// when writing, so stored tokens are purged and capped exactly as in memory.
     public let retention: TokenCacheRetention
-    let correlation: CorrelationID
 
     /// The partition's key: never empty, safe as a file name or a database key.
     public var partitionKey: TokenCachePartitionKey { partition.key }
 
-    /// The request's correlation id.
-    public var correlationID: String { correlation.string }
-
     init(
         partition: TokenCachePartition, resource: String, hasStateChanged: Bool, writtenEntry: TokenCacheEntry?,
-        retention: TokenCacheRetention, correlation: CorrelationID
+        retention: TokenCacheRetention
     ) {
         self.partition = partition
         self.resource = resource
         self.hasStateChanged = hasStateChanged
         self.writtenEntry = writtenEntry
         self.retention = retention
-        self.correlation = correlation
     }
 }
