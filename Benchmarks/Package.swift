@@ -19,6 +19,7 @@ let package = Package(
                 .product(name: "ManagedIdentityFileCache", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentitySQLiteCache", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentityCacheConformance", package: "swift-managed-identity"),
+                .product(name: "ManagedIdentityTesting", package: "swift-managed-identity"),
             ],
             path: "Benchmarks/CacheBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],

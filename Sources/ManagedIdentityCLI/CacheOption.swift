@@ -85,22 +85,10 @@ struct CacheOptions: ParsableArguments {
         }
         let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if data.count == 32 { return SymmetricKey(data: data) }
-        if text.count == 64, let bytes = Self.hex(text) { return SymmetricKey(data: bytes) }
+        if text.utf8.count == 64, let bytes = Hex.decode(text) { return SymmetricKey(data: bytes) }
         if let bytes = Data(base64Encoded: text), bytes.count == 32 { return SymmetricKey(data: bytes) }
         throw CommandFailure(
             code: "cache", message: "the encryption key file must hold 32 bytes: raw, as 64 hex digits, or base64")
-    }
-
-    private static func hex(_ text: String) -> [UInt8]? {
-        var bytes: [UInt8] = []
-        var index = text.startIndex
-        while index < text.endIndex {
-            let next = text.index(index, offsetBy: 2)
-            guard let byte = UInt8(text[index..<next], radix: 16) else { return nil }
-            bytes.append(byte)
-            index = next
-        }
-        return bytes
     }
 
     func openBackend() throws -> (any InspectableTokenCacheBackend)? {

@@ -1,9 +1,9 @@
-import ManagedIdentityTesting
 import Foundation
 import ManagedIdentity
 import ManagedIdentityEmulator
-import TestSupport
+import ManagedIdentityTesting
 import Testing
+import TestSupport
 
 /// The `managed-identity` tool, run as a user runs it.
 @Suite(.serialized)

@@ -1,7 +1,7 @@
-import ManagedIdentityTesting
 import Foundation
 import ManagedIdentity
 import ManagedIdentityEmulator
+import ManagedIdentityTesting
 import Synchronization
 import Testing
 

@@ -1,5 +1,5 @@
-import ManagedIdentityTesting
 import Foundation
+import ManagedIdentityTesting
 import Testing
 
 @testable import ManagedIdentity

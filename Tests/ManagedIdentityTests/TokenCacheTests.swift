@@ -1,8 +1,8 @@
-import ManagedIdentityTesting
 import Foundation
 import InMemoryLogging
 import Logging
 import ManagedIdentityCacheConformance
+import ManagedIdentityTesting
 import Synchronization
 import Testing
 

@@ -1,11 +1,11 @@
-import ManagedIdentityTesting
 import Foundation
 import GRDB
 import ManagedIdentity
 import ManagedIdentityCacheConformance
+import ManagedIdentityTesting
 import Synchronization
-import TestSupport
 import Testing
+import TestSupport
 
 @testable import ManagedIdentityFileCache
 @testable import ManagedIdentitySQLiteCache

@@ -1,8 +1,8 @@
-import ManagedIdentityTesting
 import Foundation
 import GRDB
 import ManagedIdentity
 import ManagedIdentityCacheConformance
+import ManagedIdentityTesting
 import Testing
 
 @testable import ManagedIdentitySQLiteCache

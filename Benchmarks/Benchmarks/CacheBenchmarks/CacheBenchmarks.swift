@@ -1,11 +1,11 @@
-import ManagedIdentityTesting
 import Benchmark
 import Foundation
-import Synchronization
 import ManagedIdentity
 import ManagedIdentityCacheConformance
 import ManagedIdentityFileCache
 import ManagedIdentitySQLiteCache
+import ManagedIdentityTesting
+import Synchronization
 
 // Every client here talks to an in-process transport (QuietIssuer or FakeTokenEndpoint): nothing is
 // sent on the network.

@@ -41,24 +41,26 @@ final class TokenCacheAccessor: Sendable {
 
     // MARK: - Requests
 
+    /// The hit path of a cache without backend: memory only, synchronous, no hooks, no correlation
+    /// id made. `nil` sends the request down ``token(resource:options:logger:)``.
+    @inline(__always)
+    func tokenFromMemory(resource: String, options: TokenRequestOptions, logger: @autoclosure () -> Logger) -> AccessToken? {
+        guard cache.backend == nil, !options.forceRefresh, options.claims == nil,
+            let entry = partition.lookup(TokenCacheEntryKey(resource: resource))
+        else { return nil }
+        switch policy.decide(entry, now: clock.now, request: .normal) {
+        case .serve: return served(entry, reason: .notApplicable, correlationID: options.correlationID)
+        case .serveAndRefreshInBackground: return servedAndRefreshed(entry, correlationID: options.correlationID, logger: logger())
+        case .fetch: return nil
+        }
+    }
+
     /// The token for a request: from memory, from the backend, or from the endpoint.
     func token(resource: String, options: TokenRequestOptions, logger: Logger) async throws -> AccessToken {
         let entryKey = TokenCacheEntryKey(resource: resource)
         let request: TokenCachePolicy.Request = options.forceRefresh ? .forceRefresh : options.claims != nil ? .claims : .normal
         if options.forceRefresh, options.claims != nil {
             logger.warning("both force refresh and claims were given; force refresh wins")
-        }
-        // The hit path of a cache without backend: memory only, no hooks, no correlation id made.
-        if cache.backend == nil, request == .normal {
-            let now = clock.now
-            let entry = partition.lookup(entryKey)
-            switch policy.decide(entry, now: now, request: .normal) {
-            case .serve:
-                if let entry { return served(entry, reason: .notApplicable, correlationID: options.correlationID) }
-            case .serveAndRefreshInBackground:
-                if let entry { return servedAndRefreshed(entry, correlationID: options.correlationID, logger: logger) }
-            case .fetch: break
-            }
         }
         let correlationID = options.correlationID.map(CorrelationID.init) ?? CorrelationID.next()
         let cached =

@@ -108,9 +108,6 @@ public final class TokenCachePartition: Sendable {
 
     /// Stores a token under the retention rule.
     func store(_ entry: TokenCacheEntry, retention: TokenCacheRetention) {
-        state.withLock { state in
-            let kept = retention.apply(to: Array(state.entries.values), writing: entry, in: descriptor.key)
-            state.entries = Dictionary(kept.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
-        }
+        state.withLock { state in retention.apply(to: &state.entries, writing: entry) }
     }
 }

@@ -38,12 +38,14 @@ struct TokenCachePolicy: Sendable {
     static func readsCache(_ request: Request) -> Bool { request != .forceRefresh }
 
     /// Valid beyond the margin, and not absurdly long-lived.
+    @inline(__always)
     func isUsable(_ entry: TokenCacheEntry, now: Date) -> Bool {
         let remaining = entry.expiresOn.timeIntervalSince(now)
         return remaining > margin && remaining < Self.maximumLifetime
     }
 
     /// The decision for a request, given what the cache holds for it.
+    @inline(__always)
     func decide(_ entry: TokenCacheEntry?, now: Date, request: Request) -> Action {
         let usable = entry.map { isUsable($0, now: now) } ?? false
         switch request {

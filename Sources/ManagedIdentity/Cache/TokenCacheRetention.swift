@@ -48,6 +48,13 @@ public struct TokenCacheRetention: Sendable, Hashable {
             if let existing = byKey[entry.key], Self.storedWins(existing, over: entry) { continue }
             byKey[entry.key] = entry
         }
+        apply(to: &byKey, writing: written)
+        return Array(byKey.values)
+    }
+
+    /// Applies a write, in place, to a partition's tokens by key (all of one partition): the same
+    /// rule as ``apply(to:writing:in:)``, for a caller that holds the partition as a dictionary.
+    public func apply(to byKey: inout [TokenCacheEntryKey: TokenCacheEntry], writing written: TokenCacheEntry?) {
         let protected = written?.key
         if let written {
             if let existing = byKey[written.key], Self.storedWins(existing, over: written) {
@@ -56,18 +63,18 @@ public struct TokenCacheRetention: Sendable, Hashable {
                 byKey[written.key] = written
             }
         }
-        var kept = byKey.values.filter { $0.expiresOn > now || $0.key == protected }
-        let cap = max(maximumEntriesPerPartition, 1)
-        if kept.count > cap {
-            // Keep the written key first, then the latest expiries.
-            kept.sort { lhs, rhs in
-                if lhs.key == protected { return rhs.key != protected }
-                if rhs.key == protected { return false }
-                return Self.evictsLater(lhs, than: rhs)
-            }
-            kept.removeLast(kept.count - cap)
+        if byKey.values.contains(where: { $0.expiresOn <= now && $0.key != protected }) {
+            byKey = byKey.filter { $0.value.expiresOn > now || $0.key == protected }
         }
-        return kept
+        let cap = max(maximumEntriesPerPartition, 1)
+        guard byKey.count > cap else { return }
+        // Keep the written key first, then the latest expiries.
+        let evicted = byKey.values.sorted { lhs, rhs in
+            if lhs.key == protected { return rhs.key != protected }
+            if rhs.key == protected { return false }
+            return Self.evictsLater(lhs, than: rhs)
+        }.dropFirst(cap)
+        for entry in evicted { byKey[entry.key] = nil }
     }
 
     /// The eviction order: `true` when `lhs` is kept longer than `rhs` (a later expiry; on a tie the

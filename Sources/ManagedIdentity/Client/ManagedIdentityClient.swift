@@ -101,6 +101,9 @@ public final class ManagedIdentityClient: Sendable {
         for scope: String, options: TokenRequestOptions = TokenRequestOptions(), logger: Logger? = nil
     ) async throws -> AccessToken {
         let resource = try Self.resource(fromScope: scope)
+        if let token = accessor.tokenFromMemory(resource: resource, options: options, logger: logger ?? self.logger) {
+            return token
+        }
         return try await accessor.token(resource: resource, options: options, logger: logger ?? self.logger)
     }
 

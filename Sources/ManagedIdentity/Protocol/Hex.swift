@@ -37,7 +37,8 @@ package enum Hex {
         encode(SHA256.hash(data: bytes))
     }
 
-    private static func nibble(_ digit: UInt8) -> UInt8? {
+    /// The value of one hexadecimal digit (either case).
+    package static func nibble(_ digit: UInt8) -> UInt8? {
         switch digit {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): digit - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): digit - UInt8(ascii: "a") + 10

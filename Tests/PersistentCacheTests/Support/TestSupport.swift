@@ -1,10 +1,10 @@
-import ManagedIdentityTesting
 import Crypto
 import Foundation
 import ManagedIdentity
 import ManagedIdentityCacheConformance
 import ManagedIdentityFileCache
 import ManagedIdentitySQLiteCache
+import ManagedIdentityTesting
 import Synchronization
 import TestSupport
 
