@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "ManagedIdentity", targets: ["ManagedIdentity"]),
         .library(name: "ManagedIdentityFileCache", targets: ["ManagedIdentityFileCache"]),
         .library(name: "ManagedIdentitySQLiteCache", targets: ["ManagedIdentitySQLiteCache"]),
+        .library(name: "ManagedIdentityPostgresCache", targets: ["ManagedIdentityPostgresCache"]),
         .library(name: "ManagedIdentityEmulator", targets: ["ManagedIdentityEmulator"]),
         .library(name: "ManagedIdentityCacheConformance", targets: ["ManagedIdentityCacheConformance"]),
         .library(name: "ManagedIdentityTesting", targets: ["ManagedIdentityTesting"]),
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // Builds the DocC catalog (`swift package generate-documentation`); nothing links it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -84,6 +86,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "ManagedIdentityPostgresCache",
+            dependencies: [
+                "ManagedIdentity",
+                "CacheBackendSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "ManagedIdentityEmulator",
             dependencies: [
                 "ManagedIdentity",
@@ -119,6 +134,7 @@ let package = Package(
                 "ManagedIdentity",
                 "ManagedIdentityFileCache",
                 "ManagedIdentitySQLiteCache",
+                "ManagedIdentityPostgresCache",
                 "ManagedIdentityEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -163,6 +179,17 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             resources: [.copy("Fixtures")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PostgresCacheTests",
+            dependencies: [
+                "TestSupport", "ManagedIdentity", "ManagedIdentityPostgresCache", "ManagedIdentityCacheConformance",
+                "ManagedIdentityTesting", "ManagedIdentityEmulator", "CacheBackendSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -19,7 +19,7 @@ import Synchronization
 /// - A read that finds the database unchanged since the partition was loaded costs one
 ///   `PRAGMA data_version`; when it changed elsewhere, a per-partition generation tells whether this
 ///   partition did.
-/// - The schema is the numbered SQL files of `Migrations/`, embedded in the build, applied in order
+/// - The schema is the numbered SQL files of `Migrations/sqlite`, embedded in the build, applied in order
 ///   under a cross-process lock and recorded by GRDB's migrator.
 /// - A database that is not SQLite, damaged, from a newer version of this library, or with another
 ///   schema is moved aside (`.corrupt-<timestamp>`) and replaced by an empty one.

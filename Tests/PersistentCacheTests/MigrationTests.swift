@@ -15,7 +15,7 @@ struct MigrationTests {
         .deletingLastPathComponent()
 
     @Test func theEmbeddedSQLIsExactlyTheMigrationFiles() throws {
-        let directory = Self.root.appendingPathComponent("Migrations").path
+        let directory = Self.root.appendingPathComponent("Migrations/sqlite").path
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }.sorted()
         #expect(files.map { String($0.dropLast(4)) } == embeddedMigrations.map(\.identifier))
         for (file, migration) in zip(files, embeddedMigrations) {

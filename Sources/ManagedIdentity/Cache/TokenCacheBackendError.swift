@@ -11,6 +11,8 @@ public struct TokenCacheBackendError: Error, Sendable, CustomStringConvertible {
         case missingEncryptionKey
         /// Another process held a lock past the timeout.
         case lockTimeout
+        /// The store was written by a newer version of this library, or holds another schema.
+        case unsupportedSchema
         /// A file or database operation failed.
         case io
     }

@@ -55,8 +55,9 @@ extension ManagedIdentityClient {
 
     /// This host's discriminator: its name and its machine id, which together tell apart hosts that
     /// share a cache directory or database (containers from one image share a machine id; their
-    /// host names differ).
-    static let defaultHostDiscriminator: String = {
+    /// host names differ). Backends that keep tokens per host (PostgreSQL's, by default) use it as
+    /// their host id unless told another.
+    public static let defaultHostDiscriminator: String = {
         var name = [UInt8](repeating: 0, count: 256)
         let hostName =
             name.withUnsafeMutableBufferPointer { buffer in

@@ -1,0 +1,177 @@
+import CacheBackendSupport
+import Crypto
+import Foundation
+import ManagedIdentity
+import ManagedIdentityCacheConformance
+import ManagedIdentityTesting
+import Synchronization
+import Testing
+import TestSupport
+
+@testable import ManagedIdentityPostgresCache
+
+/// The PostgreSQL backend against a real server the tests start themselves.
+struct PostgresBackendTests {
+    @Test func passesTheConformanceSuite() async throws {
+        let database = try TestDatabase()
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        try await TokenCacheConformance { try await backends.start(database.configuration()) }.run(interleavings: 500)
+    }
+
+    @Test func aHitWithNothingChangedSendsNothingToTheServer() async throws {
+        let database = try TestDatabase()
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        let clock = ManualClock(now: Date())
+        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
+        let client = try makeClient(TokenCache(backend: try await backends.start(database.configuration())), endpoint: endpoint, clock: clock)
+        _ = try await client.token(for: "https://quiet")
+        let marker = "marker_\(UUID().uuidString.prefix(8))"
+        try database.server.sql("SELECT '\(marker)_start'", database: database.name)
+        for _ in 0..<200 { #expect(try await client.token(for: "https://quiet").tokenSource == .cache) }
+        try database.server.sql("SELECT '\(marker)_end'", database: database.name)
+        let log = database.server.log
+        let between = try #require(log.range(of: "\(marker)_start").flatMap { start in
+            log.range(of: "\(marker)_end").map { log[start.upperBound..<$0.lowerBound] }
+        })
+        // Every line names its database (the server runs with log_line_prefix=%d:); other tests use others.
+        let ours = between.split(separator: "\n").filter { $0.hasPrefix("\(database.name):") }
+        #expect(!ours.contains { $0.contains("mi_tokens") }, "a hit queried the database: \(ours)")
+    }
+
+    @Test func aWriteByOneHostReachesAnotherHostsNextHits() async throws {
+        let database = try TestDatabase()
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        let clock = ManualClock(now: Date())
+        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
+        let shared = database.configuration(sharing: true)
+        let a = try makeClient(TokenCache(backend: try await backends.start(shared)), endpoint: endpoint, clock: clock)
+        var hostB = shared
+        hostB.hostID = "host-b"
+        let b = try makeClient(TokenCache(backend: try await backends.start(hostB)), endpoint: endpoint, clock: clock, host: "host-b")
+        let first = try await a.token(for: "https://seen")
+        #expect(try await b.token(for: "https://seen").token == first.token)
+        // A forced refresh on A: B's memory holds the old token until the notification arrives.
+        let second = try await a.token(for: "https://seen", options: TokenRequestOptions(forceRefresh: true))
+        var seen = false
+        for _ in 0..<500 where !seen {
+            seen = try await b.token(for: "https://seen").token == second.token
+            if !seen { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(seen, "host B never saw host A's newer token")
+        #expect(endpoint.requestCount == 2)
+    }
+
+    @Test func byDefaultNoTokenCrossesHostsAndSystemAssignedNeverDoes() async throws {
+        let database = try TestDatabase()
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        let clock = ManualClock(now: Date())
+        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
+        for sharing in [false, true] {
+            var configurationA = database.configuration(hostID: "a-\(sharing)", sharing: sharing)
+            var configurationB = configurationA
+            configurationB.hostID = "b-\(sharing)"
+            configurationA.hostID = "a-\(sharing)"
+            let cacheA = TokenCache(backend: try await backends.start(configurationA))
+            let cacheB = TokenCache(backend: try await backends.start(configurationB))
+            let user = ManagedIdentityID.clientID("shared-\(sharing)")
+            let onA = try await makeClient(cacheA, identity: user, endpoint: endpoint, clock: clock, host: "a-\(sharing)").token(for: "https://r")
+            let onB = try await makeClient(cacheB, identity: user, endpoint: endpoint, clock: clock, host: "b-\(sharing)").token(for: "https://r")
+            #expect((onB.token == onA.token) == sharing, "sharing \(sharing): user-assigned tokens crossed hosts: \(onB.token == onA.token)")
+            let systemA = try await makeClient(cacheA, identity: .systemAssigned, endpoint: endpoint, clock: clock, host: "a-\(sharing)")
+                .token(for: "https://r")
+            let systemB = try await makeClient(cacheB, identity: .systemAssigned, endpoint: endpoint, clock: clock, host: "b-\(sharing)")
+                .token(for: "https://r")
+            #expect(systemA.token != systemB.token)
+            #expect(TokenClaims(token: systemB.token)?.host == "h")
+        }
+    }
+
+    @Test func tokensAreSealedAndTheKeyIsRequiredAndChecked() async throws {
+        let database = try TestDatabase()
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        #expect { try PostgresTokenCacheBackend(configuration: database.configuration(key: nil, plaintext: false).withoutKey) } throws: {
+            ($0 as? TokenCacheBackendError)?.kind == .missingEncryptionKey
+        }
+        let clock = ManualClock(now: Date())
+        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
+        let token = try await makeClient(TokenCache(backend: try await backends.start(database.configuration())), endpoint: endpoint, clock: clock)
+            .token(for: "https://sealed")
+        let stored = try database.server.sql("SELECT access_token FROM mi_tokens", database: database.name)
+        #expect(stored.hasPrefix("sealed:"))
+        #expect(!stored.contains(token.token))
+        await #expect { try await backends.start(database.configuration(key: SymmetricKey(size: .bits256))) } throws: {
+            ($0 as? TokenCacheBackendError)?.kind == .wrongEncryptionKey
+        }
+        await #expect { try await backends.start(database.configuration(plaintext: true)) } throws: {
+            ($0 as? TokenCacheBackendError)?.kind == .missingEncryptionKey
+        }
+    }
+
+    @Test func aDatabaseOfTheFirstSchemaMigratesWithNoTokenLost() async throws {
+        let database = try TestDatabase()
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        // Made as the first version made it: schema 0001 only, one sealed token.
+        let first = try #require(embeddedMigrations.first)
+        for statement in PostgresMigrator.statements(first.sql) { try database.server.sql(statement, database: database.name) }
+        try database.server.sql(
+            "CREATE TABLE mi_schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL); "
+                + "INSERT INTO mi_schema_migrations VALUES ('\(first.identifier)', 0)", database: database.name)
+        let clock = ManualClock(now: Date())
+        let partition = try makeClient(TokenCache(), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock), clock: clock).partitionKey
+        let sealed = try SealedToken.seal(
+            "v1-token", with: AtRestCipher(key: database.key),
+            context: PostgresTokenCacheBackend.context("host-test", partition, TokenCacheEntryKey(resource: "https://v1")))
+        let now = Int64(clock.now.timeIntervalSince1970)
+        try database.server.sql(
+            "INSERT INTO mi_partitions VALUES ('host-test', '\(partition.rawValue)', 'imds', 'client_id', 'postgres-test', 'http://x'); "
+                + "INSERT INTO mi_tokens VALUES ('host-test', '\(partition.rawValue)', 'https://v1', 'Bearer', '\(sealed)', \(now + 3600), NULL, \(now))",
+            database: database.name)
+
+        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
+        let client = try makeClient(TokenCache(backend: try await backends.start(database.configuration())), endpoint: endpoint, clock: clock)
+        #expect(try await client.token(for: "https://v1").token == "v1-token")
+        #expect(endpoint.requestCount == 0)
+        let applied = try database.server.sql("SELECT version FROM mi_schema_migrations ORDER BY version", database: database.name)
+        #expect(applied.split(separator: "\n").map(String.init) == embeddedMigrations.map(\.identifier))
+    }
+
+    @Test func hostsStartingAtOnceMigrateOnce() async throws {
+        let database = try TestDatabase()
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<6 {
+                group.addTask { _ = try await backends.start(database.configuration(hostID: "h\(index)")) }
+            }
+            try await group.waitForAll()
+        }
+        let applied = try database.server.sql("SELECT count(*) FROM mi_schema_migrations", database: database.name)
+        #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "\(embeddedMigrations.count)")
+    }
+
+    @Test func theEmbeddedMigrationsAreTheFilesOfMigrationsPostgres() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let directory = root.appendingPathComponent("Migrations/postgres").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files.map { String($0.dropLast(4)) } == embeddedMigrations.map(\.identifier))
+        for (file, migration) in zip(files, embeddedMigrations) {
+            let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+            #expect(text == migration.sql + "\n", "\(file) differs from the embedded copy: run scripts/embed-migrations")
+        }
+    }
+}
+
+extension PostgresTokenCacheBackend.Configuration {
+    var withoutKey: Self {
+        var copy = self
+        copy.encryptionKey = nil
+        copy.allowsPlaintext = false
+        return copy
+    }
+}

@@ -1,0 +1,68 @@
+import Crypto
+import Foundation
+import ManagedIdentity
+import ManagedIdentityPostgresCache
+import ManagedIdentityTesting
+import Synchronization
+import TestSupport
+
+/// Backends a test runs, each with its `run()` in a task of its own, cancelled by ``stopAll()``.
+final class RunningBackends: Sendable {
+    private let tasks = Mutex<[Task<Void, any Error>]>([])
+
+    /// Starts a backend and waits until it is ready.
+    func start(_ configuration: PostgresTokenCacheBackend.Configuration) async throws -> PostgresTokenCacheBackend {
+        let backend = try PostgresTokenCacheBackend(configuration: configuration)
+        tasks.withLock { $0.append(Task { try await backend.run() }) }
+        try await backend.waitUntilReady(timeout: .seconds(30))
+        return backend
+    }
+
+    func stopAll() {
+        for task in tasks.withLock({ $0 }) { task.cancel() }
+    }
+
+    deinit { stopAll() }
+}
+
+/// One test's database on the shared server, and a key to encrypt with.
+struct TestDatabase {
+    let server: PostgresServer
+    let name: String
+    let key = SymmetricKey(size: .bits256)
+
+    init(server: PostgresServer? = nil) throws {
+        self.server = try server ?? PostgresServer.shared()
+        name = try self.server.makeDatabase()
+    }
+
+    func configuration(
+        hostID: String = "host-test", sharing: Bool = false, key: SymmetricKey? = nil, plaintext: Bool = false
+    ) -> PostgresTokenCacheBackend.Configuration {
+        PostgresTokenCacheBackend.Configuration(
+            host: "127.0.0.1", port: server.port, username: server.user, database: name, tls: .disable,
+            encryptionKey: plaintext ? nil : key ?? self.key, allowsPlaintext: plaintext, hostID: hostID,
+            sharesUserAssignedIdentities: sharing, operationTimeout: .seconds(5))
+    }
+}
+
+/// A client of one identity against an in-process issuer; nothing leaves the process.
+func makeClient(
+    _ cache: TokenCache, identity: ManagedIdentityID = .clientID("postgres-test"), endpoint: FakeTokenEndpoint,
+    clock: ManualClock, host: String = "host-test"
+) throws -> ManagedIdentityClient {
+    try ManagedIdentityClient(
+        identity: identity,
+        configuration: .init(
+            source: .imds,
+            environment: ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"]),
+            clock: clock, hostDiscriminator: host),
+        cache: cache, transport: endpoint)
+}
+
+/// A count shared by tasks.
+final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func increment() { count.add(1, ordering: .relaxed) }
+}
