@@ -21,14 +21,16 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                guard let backend = try cacheOptions.openBackend() else {
-                    print("The memory cache lives only as long as one process; there is nothing stored to list.")
-                    return
-                }
-                let partitions = try await backend.storedPartitions()
-                switch output {
-                case .json: print(try json(partitions))
-                case .table: print(table(partitions), terminator: "")
+                try await cacheOptions.withBackend { backend in
+                    guard let backend else {
+                        print("The memory cache lives only as long as one process; there is nothing stored to list.")
+                        return
+                    }
+                    let partitions = try await backend.storedPartitions()
+                    switch output {
+                    case .json: print(try json(partitions))
+                    case .table: print(table(partitions), terminator: "")
+                    }
                 }
             } catch {
                 reportAndExit(error)
@@ -107,12 +109,14 @@ struct CacheCommand: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                guard let backend = try cacheOptions.openBackend() else {
-                    print("The memory cache lives only as long as one process; there is nothing stored to purge.")
-                    return
+                try await cacheOptions.withBackend { backend in
+                    guard let backend else {
+                        print("The memory cache lives only as long as one process; there is nothing stored to purge.")
+                        return
+                    }
+                    let removed = try await backend.purge(expiredOnly: expiredOnly)
+                    print("Removed \(removed) token\(removed == 1 ? "" : "s") from \(cacheOptions.cache).")
                 }
-                let removed = try await backend.purge(expiredOnly: expiredOnly)
-                print("Removed \(removed) token\(removed == 1 ? "" : "s") from \(cacheOptions.cache).")
             } catch {
                 reportAndExit(error)
             }

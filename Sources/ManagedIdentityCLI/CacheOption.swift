@@ -3,13 +3,15 @@ import Crypto
 import Foundation
 import ManagedIdentity
 import ManagedIdentityFileCache
+import ManagedIdentityPostgresCache
 import ManagedIdentitySQLiteCache
 
-/// Where the tool keeps tokens: `memory`, `file:DIRECTORY` or `sqlite:PATH`.
+/// Where the tool keeps tokens: `memory`, `file:DIRECTORY`, `sqlite:PATH` or a `postgres://` URL.
 enum CacheSpecification: ExpressibleByArgument, CustomStringConvertible {
     case memory
     case file(String)
     case sqlite(String)
+    case postgres(String)
 
     init?(argument: String) {
         if argument == "memory" {
@@ -18,6 +20,8 @@ enum CacheSpecification: ExpressibleByArgument, CustomStringConvertible {
             self = .file(Self.expand(String(argument.dropFirst(5))))
         } else if argument.hasPrefix("sqlite:"), argument.count > 7 {
             self = .sqlite(Self.expand(String(argument.dropFirst(7))))
+        } else if argument.hasPrefix("postgres://") || argument.hasPrefix("postgresql://") {
+            self = .postgres(argument)
         } else {
             return nil
         }
@@ -28,7 +32,15 @@ enum CacheSpecification: ExpressibleByArgument, CustomStringConvertible {
         case .memory: "memory"
         case .file(let path): "file:\(path)"
         case .sqlite(let path): "sqlite:\(path)"
+        case .postgres(let url): Self.withoutPassword(url)
         }
+    }
+
+    /// A URL as it may be printed: its password replaced.
+    static func withoutPassword(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "redacted"
+        return components.string ?? "postgres://"
     }
 
     static var defaultValueDescription: String { "sqlite:$XDG_CACHE_HOME/managed-identity/tokens.sqlite" }
@@ -49,16 +61,27 @@ enum CacheSpecification: ExpressibleByArgument, CustomStringConvertible {
         path.hasPrefix("~/") ? (ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()) + path.dropFirst() : path
     }
 
-    /// Opens the backend, or `nil` for memory.
-    func makeBackend(encryptionKey: SymmetricKey?) throws -> (any InspectableTokenCacheBackend)? {
+    /// Runs `body` with the backend open (and, for PostgreSQL, running), or `nil` for memory.
+    func withBackend<Result: Sendable>(
+        encryptionKey: SymmetricKey?, options: CacheOptions, _ body: ((any InspectableTokenCacheBackend)?) async throws -> Result
+    ) async throws -> Result {
         switch self {
         case .memory:
-            return nil
+            return try await body(nil)
         case .file(let directory):
-            return try FileTokenCacheBackend(
-                directory: directory, configuration: .init(encryptionKey: encryptionKey))
+            return try await body(try FileTokenCacheBackend(directory: directory, configuration: .init(encryptionKey: encryptionKey)))
         case .sqlite(let path):
-            return try SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: encryptionKey))
+            return try await body(try SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: encryptionKey)))
+        case .postgres(let url):
+            guard
+                var configuration = PostgresTokenCacheBackend.Configuration(
+                    url: url, encryptionKey: encryptionKey, allowsPlaintext: options.allowPlaintext)
+            else {
+                throw CommandFailure(code: "cache", message: "\(description) is not a postgres://user[:password]@host[:port]/database URL")
+            }
+            configuration.hostID = options.hostID
+            configuration.sharesUserAssignedIdentities = options.shareUserAssigned
+            return try await PostgresTokenCacheBackend.withRunning(configuration: configuration) { backend in try await body(backend) }
         }
     }
 }
@@ -68,7 +91,7 @@ struct CacheOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "Where tokens are kept: memory, file:DIRECTORY or sqlite:PATH.",
+            "Where tokens are kept: memory, file:DIRECTORY, sqlite:PATH or postgres://user@host:port/database.",
             valueName: "cache"))
     var cache: CacheSpecification = .default
 
@@ -77,6 +100,20 @@ struct CacheOptions: ParsableArguments {
         help: ArgumentHelp(
             "A file holding the 32-byte key that encrypts the cache (raw, hex or base64).", valueName: "path"))
     var encryptionKeyFile: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "This host's id, for the system-assigned identity's partition and the PostgreSQL cache's scope "
+                + "(default: host name and machine id). Set a stable one where the host name changes on restart.",
+            valueName: "id"))
+    var hostID: String?
+
+    @Flag(help: "PostgreSQL cache: share user-assigned identities' tokens with the other hosts that use the database.")
+    var shareUserAssigned = false
+
+    @Flag(help: "PostgreSQL cache: store tokens in clear when no --encryption-key-file is given.")
+    var allowPlaintext = false
 
     func encryptionKey() throws -> SymmetricKey? {
         guard let encryptionKeyFile else { return nil }
@@ -91,12 +128,12 @@ struct CacheOptions: ParsableArguments {
             code: "cache", message: "the encryption key file must hold 32 bytes: raw, as 64 hex digits, or base64")
     }
 
-    func openBackend() throws -> (any InspectableTokenCacheBackend)? {
+    /// Runs `body` with the chosen backend open, or `nil` for the memory cache.
+    func withBackend<Result: Sendable>(_ body: ((any InspectableTokenCacheBackend)?) async throws -> Result) async throws -> Result {
+        let key = try encryptionKey()
         do {
-            return try cache.makeBackend(encryptionKey: try encryptionKey())
-        } catch let error as CommandFailure {
-            throw error
-        } catch {
+            return try await cache.withBackend(encryptionKey: key, options: self, body)
+        } catch let error as TokenCacheBackendError {
             throw CommandFailure(code: "cache", message: "\(cache): \(error)")
         }
     }

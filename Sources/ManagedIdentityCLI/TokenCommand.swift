@@ -71,15 +71,14 @@ struct TokenCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = makeLogger(verbose: verbose)
         do {
-            let backend = try cacheOptions.openBackend()
-            let cache = backend.map { TokenCache(backend: $0) } ?? TokenCache()
-            let token: AccessToken
-            if emulator {
-                token = try await withEmulator(logger: logger) { environment, keyDirectory in
-                    try await fetch(environment: environment, arcKeyDirectory: keyDirectory, cache: cache, logger: logger)
+            let token = try await cacheOptions.withBackend { backend in
+                let cache = backend.map { TokenCache(backend: $0) } ?? TokenCache()
+                if emulator {
+                    return try await withEmulator(logger: logger) { environment, keyDirectory in
+                        try await fetch(environment: environment, arcKeyDirectory: keyDirectory, cache: cache, logger: logger)
+                    }
                 }
-            } else {
-                token = try await fetch(environment: .current, arcKeyDirectory: arcKeyDir, cache: cache, logger: logger)
+                return try await fetch(environment: .current, arcKeyDirectory: arcKeyDir, cache: cache, logger: logger)
             }
             print(try render(token))
         } catch let error as ManagedIdentityError where error.code == .unreachableNetwork && !emulator {
@@ -98,7 +97,7 @@ struct TokenCommand: AsyncParsableCommand {
             identity: identity,
             configuration: .init(
                 source: source, environment: environment, requestTimeout: .seconds(timeout),
-                arcKeyDirectory: arcKeyDirectory),
+                arcKeyDirectory: arcKeyDirectory, hostDiscriminator: cacheOptions.hostID),
             cache: cache,
             logger: logger)
         return try await client.token(for: resource, options: TokenRequestOptions(forceRefresh: forceRefresh))

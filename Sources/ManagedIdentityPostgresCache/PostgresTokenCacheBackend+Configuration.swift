@@ -87,19 +87,6 @@ extension PostgresTokenCacheBackend {
                 allowsPlaintext: allowsPlaintext)
         }
 
-        var clientConfiguration: PostgresClient.Configuration {
-            let tls: PostgresClient.Configuration.TLS =
-                switch self.tls {
-                case .disable: .disable
-                case .prefer: .prefer(.makeClientConfiguration())
-                case .require: .require(.makeClientConfiguration())
-                }
-            var configuration = PostgresClient.Configuration(
-                host: host, port: port, username: username, password: password, database: database, tls: tls)
-            configuration.options.connectTimeout = connectTimeout
-            return configuration
-        }
-
         func connectionConfiguration() throws -> PostgresConnection.Configuration {
             let tls: PostgresConnection.Configuration.TLS =
                 switch self.tls {
@@ -107,8 +94,10 @@ extension PostgresTokenCacheBackend {
                 case .prefer: .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
                 case .require: .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
                 }
-            return PostgresConnection.Configuration(
+            var configuration = PostgresConnection.Configuration(
                 host: host, port: port, username: username, password: password, database: database, tls: tls)
+            configuration.options.connectTimeout = .init(connectTimeout)
+            return configuration
         }
     }
 }

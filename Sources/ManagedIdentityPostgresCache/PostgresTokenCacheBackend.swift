@@ -48,7 +48,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     private let instanceID = UUID().uuidString
     private let cipher: AtRestCipher?
     private let logger: Logger
-    private let client: PostgresClient
+    private let connections: PostgresConnections
     private let state = Mutex(State())
 
     private struct State {
@@ -79,7 +79,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         self.cipher = configuration.encryptionKey.map(AtRestCipher.init)
         let logger = logger ?? Logger(label: "managed-identity.postgres-cache", factory: { _ in SwiftLogNoOpLogHandler() })
         self.logger = logger
-        self.client = PostgresClient(configuration: configuration.clientConfiguration, backgroundLogger: logger)
+        self.connections = PostgresConnections(configuration: configuration, logger: logger)
     }
 
     /// Runs a backend for the duration of `body`, once it is ready (migrated, key checked).
@@ -103,12 +103,8 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     /// Connects, migrates, checks the key and listens for changes until cancelled or a graceful
     /// shutdown, reconnecting whenever the database goes away.
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await self.client.run() }
-                group.addTask { await self.maintain() }
-            }
-        }
+        await cancelWhenGracefulShutdown { await self.maintain() }
+        await connections.closeAll()
         finishReadiness(.failure(TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache has stopped")))
     }
 
@@ -126,9 +122,13 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         }
     }
 
+    /// Records the outcome of preparing, or of stopping; the first failure is the one kept.
     private func finishReadiness(_ result: Result<Void, TokenCacheBackendError>) {
         state.withLock { state in
-            if state.readiness == nil || result.isFailure { state.readiness = result }
+            switch state.readiness {
+            case nil, .success?: state.readiness = result
+            case .failure?: break
+            }
         }
     }
 
@@ -169,8 +169,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
 
     /// Listens on the channel on a connection of its own until it fails.
     private func listen() async throws {
-        let connection = try await PostgresConnection.connect(
-            configuration: configuration.connectionConfiguration(), id: 0, logger: logger)
+        let connection = try await connections.connect()
         defer { Task { try? await connection.close() } }
         try await connection.listen(on: Self.channel) { notifications in
             // LISTEN is in place: what changed while nobody listened is unknown, so everything counts as changed.
@@ -212,7 +211,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         if listening, version == current { return nil }
         try ensureReady()
         let entries = try await bounded(configuration.operationTimeout) {
-            try await self.client.withConnection { connection in try await self.entries(connection, partition) }
+            try await self.connections.withConnection { connection in try await self.entries(connection, partition) }
         }
         // The version taken before the query: a change announced meanwhile makes the next read look again.
         version = current
@@ -230,7 +229,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         let sealed = try SealedToken.seal(entry.accessToken, with: cipher, context: Self.context(scope, key, entry.key))
         let before = currentVersion(key).version
         let entries = try await bounded(configuration.operationTimeout) {
-            try await self.client.withTransaction(logger: self.logger) { connection in
+            try await self.connections.withTransaction { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockNamespace), \(Self.lockID(key.rawValue)))", logger: self.logger)
                 try await connection.query(
                     """
@@ -263,7 +262,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         try ensureReady()
         let before = currentVersion(partition).version
         try await bounded(configuration.operationTimeout) {
-            try await self.client.withTransaction(logger: self.logger) { connection in
+            try await self.connections.withTransaction { connection in
                 for removed in keys {
                     try await connection.query(
                         """
@@ -286,7 +285,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         try ensureReady()
         // Hosts that do not share tokens need not take turns either.
         let lock = Self.lockID((configuration.sharesUserAssignedIdentities ? "" : hostID) + "\n" + partition.rawValue + "\n" + resource)
-        return try await client.withConnection { connection in
+        return try await connections.withConnection { connection in
             let deadline = ContinuousClock.now + configuration.refreshLockTimeout
             var pause = Duration.milliseconds(5)
             var held = false
@@ -303,6 +302,9 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
                     "another host has been fetching this token for too long; fetching without waiting",
                     metadata: ["managed-identity.partition": "\(partition)"])
             }
+            // The holder before us may have committed a moment ago, its notification still on the way:
+            // the re-read inside `body` must ask the database, whatever this host has heard.
+            state.withLock { $0.generations[partition, default: 0] &+= 1 }
             let outcome: Swift.Result<Result, any Error>
             do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
             if held {
@@ -329,7 +331,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
         try ensureReady()
         return try await bounded(configuration.operationTimeout) {
-            try await self.client.withConnection { connection in
+            try await self.connections.withConnection { connection in
                 var partitions: [TokenCachePartitionKey: StoredTokenCachePartition] = [:]
                 let rows = try await connection.query(
                     """
@@ -433,10 +435,10 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
 
     /// Migrates under an advisory lock and checks the encryption key.
     private func prepare() async throws {
-        try await client.withConnection { connection in
+        try await connections.withConnection { connection in
             try await PostgresMigrator.migrate(connection, logger: logger)
         }
-        try await client.withConnection { connection in
+        try await connections.withConnection { connection in
             try await checkEncryptionKey(connection)
         }
     }
@@ -452,13 +454,6 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
             logger: logger)
         // Another host may have recorded its key first: compare again.
         try await checkEncryptionKey(connection)
-    }
-}
-
-extension Result {
-    var isFailure: Bool {
-        if case .failure = self { return true }
-        return false
     }
 }
 

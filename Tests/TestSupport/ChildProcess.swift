@@ -28,7 +28,11 @@ public enum BuiltProducts {
 }
 
 /// Runs a built executable and collects its output.
-public struct ChildProcess {
+///
+/// `@unchecked Sendable` because `Process` and `Pipe` are not marked Sendable: a child is started
+/// by one task and then waited for by one thread at a time (``finished()`` hands the wait to a thread
+/// of its own); the only other use, `kill` of its pid, is a system call that touches no shared state.
+public struct ChildProcess: @unchecked Sendable {
     public let process = Process()
     public let output = Pipe()
     public let errors = Pipe()
@@ -70,11 +74,27 @@ public struct ChildProcess {
         return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 
+    /// ``finish()`` without blocking a thread of the cooperative pool (which an in-process emulator
+    /// answering the child needs): the wait runs on a thread of its own.
+    public func finished() async -> (status: Int32, output: String, errors: String) {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: self.finish()) }.start()
+        }
+    }
+
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
         -> (status: Int32, output: String, errors: String)
     {
         let child = ChildProcess(executable, arguments, environment: environment)
         try child.start()
         return child.finish()
+    }
+}
+
+extension ChildProcess {
+    /// Starts the process and returns it; a process that cannot start finishes with status 127.
+    public func started() -> ChildProcess {
+        do { try start() } catch { FileHandle.standardError.write(Data("cannot start: \(error)\n".utf8)) }
+        return self
     }
 }
