@@ -18,6 +18,7 @@ let package = Package(
                 .product(name: "ManagedIdentity", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentityFileCache", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentitySQLiteCache", package: "swift-managed-identity"),
+                .product(name: "ManagedIdentityPostgresCache", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentityCacheConformance", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentityTesting", package: "swift-managed-identity"),
             ],

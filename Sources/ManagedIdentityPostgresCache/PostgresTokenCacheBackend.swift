@@ -54,7 +54,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     private struct State {
         /// `nil` while preparing (migrating, checking the key); then ready, or failed for good.
         var readiness: Result<Void, TokenCacheBackendError>?
-        var readinessWaiters: [CheckedContinuation<Void, Never>] = []
+        var readinessWaiters: [UUID: CheckedContinuation<Result<Void, TokenCacheBackendError>, Never>] = [:]
         var listening = false
         var epoch: UInt64 = 1
         var generations: [TokenCachePartitionKey: UInt64] = [:]
@@ -111,25 +111,42 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     /// Waits until the backend is ready to serve.
     /// - Throws: ``TokenCacheBackendError`` when it failed for good or is not ready within `timeout`.
     public func waitUntilReady(timeout: Duration) async throws(TokenCacheBackendError) {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let readiness = state.withLock({ $0.readiness }) { return try readiness.get() }
-            guard ContinuousClock.now < deadline else {
-                throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache could not reach its database in time")
+        let readiness: Result<Void, TokenCacheBackendError>
+        do {
+            readiness = try await bounded(timeout) {
+                let id = UUID()
+                return await withTaskCancellationHandler {
+                    await withCheckedContinuation { (waiter: CheckedContinuation<Result<Void, TokenCacheBackendError>, Never>) in
+                        let known = self.state.withLock { state -> Result<Void, TokenCacheBackendError>? in
+                            if let readiness = state.readiness { return readiness }
+                            if Task.isCancelled { return .failure(TokenCacheBackendError(kind: .io, message: "cancelled")) }
+                            state.readinessWaiters[id] = waiter
+                            return nil
+                        }
+                        if let known { waiter.resume(returning: known) }
+                    }
+                } onCancel: {
+                    let waiter = self.state.withLock { $0.readinessWaiters.removeValue(forKey: id) }
+                    waiter?.resume(returning: .failure(TokenCacheBackendError(kind: .io, message: "cancelled")))
+                }
             }
-            try? await Task.sleep(for: .milliseconds(20))
-            if Task.isCancelled { throw TokenCacheBackendError(kind: .io, message: "cancelled while waiting for the database") }
+        } catch {
+            throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache could not reach its database in time")
         }
+        try readiness.get()
     }
 
     /// Records the outcome of preparing, or of stopping; the first failure is the one kept.
     private func finishReadiness(_ result: Result<Void, TokenCacheBackendError>) {
-        state.withLock { state in
+        let (waiters, readiness) = state.withLock { state in
             switch state.readiness {
             case nil, .success?: state.readiness = result
             case .failure?: break
             }
+            defer { state.readinessWaiters = [:] }
+            return (state.readinessWaiters.values, state.readiness ?? result)
         }
+        for waiter in waiters { waiter.resume(returning: readiness) }
     }
 
     /// Prepares the database (retrying while it cannot be reached), then keeps the listener up.

@@ -155,6 +155,24 @@ struct PostgresBackendTests {
         #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "\(embeddedMigrations.count)")
     }
 
+    @Test func configurationsAreReadFromURLs() throws {
+        let key = SymmetricKey(size: .bits256)
+        let full = try #require(
+            PostgresTokenCacheBackend.Configuration(url: "postgres://svc:p%40ss@db.internal:6543/app?sslmode=require", encryptionKey: key))
+        #expect(full.host == "db.internal" && full.port == 6543 && full.username == "svc" && full.database == "app")
+        #expect(full.password == "p@ss" && full.tls == .require && !full.allowsPlaintext && !full.sharesUserAssignedIdentities)
+        let short = try #require(PostgresTokenCacheBackend.Configuration(url: "postgresql://svc@db", encryptionKey: nil, allowsPlaintext: true))
+        #expect(short.port == 5432 && short.database == nil && short.tls == .prefer && short.password == nil && short.allowsPlaintext)
+        for bad in ["http://svc@db/app", "postgres://db/app", "postgres://svc@db/app?sslmode=verify-full", "postgres://svc@:5432/app"] {
+            #expect(PostgresTokenCacheBackend.Configuration(url: bad, encryptionKey: key) == nil, "\(bad)")
+        }
+    }
+
+    @Test func theSQLSplitterKeepsStatementsWhole() {
+        #expect(PostgresMigrator.statements("-- a comment\nCREATE TABLE a (x INT);\n\n-- another\nCREATE INDEX i ON a (x);\n")
+            == ["CREATE TABLE a (x INT)", "CREATE INDEX i ON a (x)"])
+    }
+
     @Test func theEmbeddedMigrationsAreTheFilesOfMigrationsPostgres() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let directory = root.appendingPathComponent("Migrations/postgres").path

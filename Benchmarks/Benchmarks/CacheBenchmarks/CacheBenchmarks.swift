@@ -55,6 +55,7 @@ func populated(identities: Int, resources: Int, cache: TokenCache) async -> [Man
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: timeMetrics, maxDuration: .seconds(3), maxIterations: 100_000)
+    registerPostgresBenchmarks()
 
     // MARK: In-memory hits
 
