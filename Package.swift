@@ -160,6 +160,7 @@ let package = Package(
             name: "ManagedIdentityTests",
             dependencies: [
                 "ManagedIdentity",
+                "TestSupport",
                 "ManagedIdentityCacheConformance",
                 "ManagedIdentityTesting",
                 .product(name: "InMemoryLogging", package: "swift-log"),

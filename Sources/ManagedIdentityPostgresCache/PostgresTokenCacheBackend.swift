@@ -408,9 +408,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
             entries.append(
                 TokenCacheEntry(
                     partitionKey: key, resource: resource, tokenType: tokenType, accessToken: token,
-                    expiresOn: Date(timeIntervalSince1970: Double(expiresOn)),
-                    refreshOn: refreshOn.map { Date(timeIntervalSince1970: Double($0)) },
-                    cachedAt: Date(timeIntervalSince1970: Double(cachedAt))))
+                    expiresOnEpoch: expiresOn, refreshOnEpoch: refreshOn, cachedAtEpoch: cachedAt))
         }
         return entries
     }

@@ -3,6 +3,7 @@ import Logging
 import ManagedIdentityTesting
 import Synchronization
 import Testing
+import TestSupport
 
 @testable import ManagedIdentity
 
@@ -100,11 +101,4 @@ struct TokenCacheAccessorTests {
         #expect(failures.allSatisfy { $0.partitionKey == client.partitionKey })
         #expect(!failures.map(\.description).joined().contains("T0"))
     }
-}
-
-/// A count shared by tasks.
-final class Counter: Sendable {
-    private let count = Atomic<Int>(0)
-    var value: Int { count.load(ordering: .relaxed) }
-    func increment() { count.add(1, ordering: .relaxed) }
 }

@@ -54,10 +54,3 @@ struct ThreadPoolTests {
         #expect(Set(tokens).count == 200)
     }
 }
-
-/// A count shared by tasks.
-final class Counter: Sendable {
-    private let count = Atomic<Int>(0)
-    var value: Int { count.load(ordering: .relaxed) }
-    func increment() { count.add(1, ordering: .relaxed) }
-}

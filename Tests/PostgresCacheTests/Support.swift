@@ -59,10 +59,3 @@ func makeClient(
             clock: clock, hostDiscriminator: host),
         cache: cache, transport: endpoint)
 }
-
-/// A count shared by tasks.
-final class Counter: Sendable {
-    private let count = Atomic<Int>(0)
-    var value: Int { count.load(ordering: .relaxed) }
-    func increment() { count.add(1, ordering: .relaxed) }
-}

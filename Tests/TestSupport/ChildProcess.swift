@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Helpers shared by the test targets that start real processes.
 
@@ -97,4 +98,12 @@ extension ChildProcess {
         do { try start() } catch { FileHandle.standardError.write(Data("cannot start: \(error)\n".utf8)) }
         return self
     }
+}
+
+/// A count shared by tasks.
+public final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+    public init() {}
+    public var value: Int { count.load(ordering: .relaxed) }
+    public func increment() { count.add(1, ordering: .relaxed) }
 }
