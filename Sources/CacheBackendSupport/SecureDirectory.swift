@@ -37,18 +37,21 @@ package enum AtomicFile {
         let temporary = "\(directory)/.tmp-\(getpid())-\(String(random.next(), radix: 16))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BackendIOError("cannot create \(temporary): \(POSIX.describeErrno())") }
+        // Closed exactly once: a second close could close a descriptor another thread has opened since.
+        var isOpen = true
+        defer { if isOpen { close(fd) } }
         do throws(BackendIOError) {
             try POSIX.writeAll(fd, bytes)
             try POSIX.sync(fd)
             guard let info = POSIX.fstat(fd) else { throw BackendIOError("cannot examine \(temporary)") }
             close(fd)
+            isOpen = false
             guard rename(temporary, path) == 0 else {
                 throw BackendIOError("cannot rename \(temporary) to \(path): \(POSIX.describeErrno())")
             }
             try POSIX.syncDirectory(directory)
             return info
         } catch {
-            close(fd)
             unlink(temporary)
             throw error
         }

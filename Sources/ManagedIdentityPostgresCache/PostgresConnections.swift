@@ -27,7 +27,8 @@ final class PostgresConnections: Sendable {
             giveBack(connection)
             return result
         } catch {
-            try? await connection.close()
+            // Not awaited: a server that stopped answering must not hold the caller here either.
+            Task { try? await connection.close() }
             throw error
         }
     }
@@ -44,9 +45,14 @@ final class PostgresConnections: Sendable {
 
     /// A new connection of the caller's own, as the listener needs.
     func connect() async throws -> PostgresConnection {
-        try await PostgresConnection.connect(
-            configuration: try configuration.connectionConfiguration(), id: identifiers.add(1, ordering: .relaxed).newValue,
-            logger: logger)
+        let connectionConfiguration = try configuration.connectionConfiguration()
+        let id = identifiers.add(1, ordering: .relaxed).newValue
+        let logger = logger
+        // The whole handshake is bounded, not only the TCP connect: a server that accepts and then
+        // never answers must not hold the request either.
+        return try await bounded(configuration.operationTimeout) {
+            try await PostgresConnection.connect(configuration: connectionConfiguration, id: id, logger: logger)
+        }
     }
 
     /// Closes the idle connections.

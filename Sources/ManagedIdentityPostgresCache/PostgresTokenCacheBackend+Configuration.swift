@@ -96,7 +96,9 @@ extension PostgresTokenCacheBackend {
                 }
             var configuration = PostgresConnection.Configuration(
                 host: host, port: port, username: username, password: password, database: database, tls: tls)
-            configuration.options.connectTimeout = .init(connectTimeout)
+            // One connection attempt may take as long as one operation: a database that does not
+            // answer turns a request into a miss after that, not after the start-up allowance.
+            configuration.options.connectTimeout = .init(min(operationTimeout, connectTimeout))
             return configuration
         }
     }

@@ -58,7 +58,13 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         var listening = false
         var epoch: UInt64 = 1
         var generations: [TokenCachePartitionKey: UInt64] = [:]
+        /// After a failed operation, others fail at once until then instead of each waiting out its
+        /// timeout against a database that does not answer.
+        var unavailableUntil: ContinuousClock.Instant?
     }
+
+    /// How long operations fail fast after one failed.
+    static let failFastPeriod = Duration.seconds(1)
 
     static let channel = "managed_identity_cache"
     static let encryptionMetadataName = "encryption_key_id"
@@ -213,6 +219,25 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         }
     }
 
+    /// Runs one database operation, bounded by ``Configuration/operationTimeout``; for a moment
+    /// after one fails, the next fail at once (the cache then goes on without the backend).
+    private func databaseOperation<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try ensureReady()
+        if let until = state.withLock({ $0.unavailableUntil }), ContinuousClock.now < until {
+            throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache's database failed a moment ago")
+        }
+        do {
+            let result = try await bounded(configuration.operationTimeout, operation)
+            state.withLock { $0.unavailableUntil = nil }
+            return result
+        } catch {
+            if !(error is CancellationError) {
+                state.withLock { $0.unavailableUntil = ContinuousClock.now + Self.failFastPeriod }
+            }
+            throw error
+        }
+    }
+
     private func currentVersion(_ partition: TokenCachePartitionKey) -> (version: Version, listening: Bool) {
         state.withLock { state in
             (Version(epoch: state.epoch, generation: state.generations[partition] ?? 0), state.listening)
@@ -226,8 +251,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     public func read(_ partition: TokenCachePartitionKey, version: inout Version?) async throws -> [TokenCacheEntry]? {
         let (current, listening) = currentVersion(partition)
         if listening, version == current { return nil }
-        try ensureReady()
-        let entries = try await bounded(configuration.operationTimeout) {
+        let entries = try await databaseOperation {
             try await self.connections.withConnection { connection in try await self.entries(connection, partition) }
         }
         // The version taken before the query: a change announced meanwhile makes the next read look again.
@@ -240,12 +264,11 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     public func write(
         _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
     ) async throws -> (entries: [TokenCacheEntry], version: Version) {
-        try ensureReady()
         let key = partition.key
         let scope = scope(for: partition.identity)
         let sealed = try SealedToken.seal(entry.accessToken, with: cipher, context: Self.context(scope, key, entry.key))
         let before = currentVersion(key).version
-        let entries = try await bounded(configuration.operationTimeout) {
+        let entries = try await databaseOperation {
             try await self.connections.withTransaction { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockNamespace), \(Self.lockID(key.rawValue)))", logger: self.logger)
                 try await connection.query(
@@ -276,9 +299,8 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
 
     /// Removes tokens' rows of a partition in this host's scopes, and announces it.
     public func remove(_ keys: [TokenCacheEntryKey], from partition: TokenCachePartitionKey) async throws {
-        try ensureReady()
         let before = currentVersion(partition).version
-        try await bounded(configuration.operationTimeout) {
+        try await databaseOperation {
             try await self.connections.withTransaction { connection in
                 for removed in keys {
                     try await connection.query(
@@ -300,6 +322,9 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
     ) async throws -> Result {
         try ensureReady()
+        if let until = state.withLock({ $0.unavailableUntil }), ContinuousClock.now < until {
+            throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache's database failed a moment ago")
+        }
         // Hosts that do not share tokens need not take turns either.
         let lock = Self.lockID((configuration.sharesUserAssignedIdentities ? "" : hostID) + "\n" + partition.rawValue + "\n" + resource)
         return try await connections.withConnection { connection in
@@ -307,9 +332,13 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
             var pause = Duration.milliseconds(5)
             var held = false
             while true {
-                let rows = try await connection.query(
-                    "SELECT pg_try_advisory_lock(\(Self.lockNamespace), \(lock))", logger: logger)
-                for try await acquired in rows.decode(Bool.self) { held = acquired }
+                // Each attempt is bounded: a database that stopped answering must not hold the request.
+                held = try await databaseOperation {
+                    var acquired = false
+                    let rows = try await connection.query("SELECT pg_try_advisory_lock(\(Self.lockNamespace), \(lock))", logger: self.logger)
+                    for try await value in rows.decode(Bool.self) { acquired = value }
+                    return acquired
+                }
                 if held || ContinuousClock.now >= deadline { break }
                 try await Task.sleep(for: pause)
                 pause = min(pause * 2, .milliseconds(50))
@@ -325,7 +354,9 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
             let outcome: Swift.Result<Result, any Error>
             do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
             if held {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockNamespace), \(lock))", logger: logger)
+                _ = try? await databaseOperation {
+                    try await connection.query("SELECT pg_advisory_unlock(\(Self.lockNamespace), \(lock))", logger: self.logger)
+                }
             }
             return try outcome.get()
         }
@@ -346,8 +377,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
 
     /// Lists the partitions this host reads, without tokens.
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
-        try ensureReady()
-        return try await bounded(configuration.operationTimeout) {
+        try await databaseOperation {
             try await self.connections.withConnection { connection in
                 var partitions: [TokenCachePartitionKey: StoredTokenCachePartition] = [:]
                 let rows = try await connection.query(
@@ -473,16 +503,66 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
 }
 
 /// Runs `operation`, or throws when it takes longer than `limit`, so a database that does not answer
-/// turns a request into a miss instead of a hang.
+/// turns a request into a miss instead of a hang. The caller stops waiting at the limit even when the
+/// operation ignores cancellation (a query to a frozen server does): the operation is cancelled and
+/// left to end on its own.
 func bounded<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw TokenCacheBackendError(kind: .io, message: "the database did not answer within \(limit)")
+    let outcome = BoundedOutcome<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<T, any Error>) in
+            outcome.install(waiter)
+            let work = Task {
+                do { outcome.finish(.success(try await operation())) } catch { outcome.finish(.failure(error)) }
+            }
+            outcome.onFinish { work.cancel() }
+            Task {
+                try? await Task.sleep(for: limit)
+                outcome.finish(.failure(TokenCacheBackendError(kind: .io, message: "the database did not answer within \(limit)")))
+            }
         }
-        defer { group.cancelAll() }
-        guard let result = try await group.next() else { throw CancellationError() }
-        return result
+    } onCancel: {
+        outcome.finish(.failure(CancellationError()))
+    }
+}
+
+/// The first of an operation's result, its timeout and its caller's cancellation, delivered once.
+private final class BoundedOutcome<T: Sendable>: Sendable {
+    private struct State {
+        var waiter: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var done = false
+        var cleanup: (@Sendable () -> Void)?
+    }
+
+    private let state = Mutex(State())
+
+    func install(_ waiter: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { state -> Result<T, any Error>? in
+            if let early = state.early { return early }
+            state.waiter = waiter
+            return nil
+        }
+        if let early { waiter.resume(with: early) }
+    }
+
+    func onFinish(_ cleanup: @escaping @Sendable () -> Void) {
+        let already = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.cleanup = cleanup
+            return false
+        }
+        if already { cleanup() }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (waiter, cleanup) = state.withLock { state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+            guard !state.done else { return (nil, nil) }
+            state.done = true
+            if state.waiter == nil { state.early = result }
+            defer { state.waiter = nil; state.cleanup = nil }
+            return (state.waiter, state.cleanup)
+        }
+        waiter?.resume(with: result)
+        cleanup?()
     }
 }

@@ -9,21 +9,21 @@ import TestSupport
 @Suite(.serialized)
 struct CommandLineTests {
     /// Runs the tool with a private cache home, and IMDS pointed at a closed loopback port.
-    func run(_ arguments: [String], environment: [String: String] = [:], home: String? = nil) throws
+    func run(_ arguments: [String], environment: [String: String] = [:], home: String? = nil) async throws
         -> (status: Int32, output: String, errors: String)
     {
         var environment = environment
         environment["XDG_CACHE_HOME"] = try home ?? TemporaryDirectory.make()
-        return try ChildProcess.run("managed-identity", arguments, environment: environment)
+        return try await ChildProcess.run("managed-identity", arguments, environment: environment)
     }
 
     func json(_ text: String) throws -> [String: Any] {
         try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
     }
 
-    @Test func theReadmeCommandGetsATokenThenServesItFromTheCacheAfterARestart() throws {
+    @Test func theReadmeCommandGetsATokenThenServesItFromTheCacheAfterARestart() async throws {
         let home = try TemporaryDirectory.make()
-        let first = try run(["token", "--emulator", "--resource", "https://vault.azure.net/.default"], home: home)
+        let first = try await run(["token", "--emulator", "--resource", "https://vault.azure.net/.default"], home: home)
         #expect(first.status == 0, "\(first.errors)")
         let token = try json(first.output)
         #expect(token["token_source"] as? String == "identity_provider")
@@ -34,12 +34,12 @@ struct CommandLineTests {
         #expect(token.keys.contains("refresh_on"))
         #expect((token["cache"] as? String)?.hasPrefix("sqlite:\(home)/managed-identity/tokens.sqlite") == true)
 
-        let second = try run(["token", "--emulator", "--resource", "https://vault.azure.net/.default"], home: home)
+        let second = try await run(["token", "--emulator", "--resource", "https://vault.azure.net/.default"], home: home)
         let cached = try json(second.output)
         #expect(cached["token_source"] as? String == "cache")
         #expect(cached["access_token"] as? String == token["access_token"] as? String)
 
-        let list = try run(["cache", "list"], home: home)
+        let list = try await run(["cache", "list"], home: home)
         #expect(list.status == 0)
         #expect(list.output.contains("https://vault.azure.net"))
         #expect(list.output.contains("imds"))
@@ -47,11 +47,11 @@ struct CommandLineTests {
     }
 
     @Test(arguments: ManagedIdentitySource.allCases)
-    func everySourceThroughItsEmulator(source: ManagedIdentitySource) throws {
+    func everySourceThroughItsEmulator(source: ManagedIdentitySource) async throws {
         var arguments = ["token", "--emulator", "--source", source.rawValue, "--resource", "https://storage.azure.com", "--cache", "memory", "--output", "token"]
         if source == .azureArc { arguments += ["--arc-key-dir", try TemporaryDirectory.make() + "/tokens"] }
         if source.supports(.clientID) { arguments += ["--client-id", EmulatedIdentity.defaults[1].clientID] }
-        let result = try run(arguments)
+        let result = try await run(arguments)
         #expect(result.status == 0, "\(result.errors)")
         let claims = try #require(EmulatedTokenClaims(token: result.output.trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(claims.source == source.rawValue)
@@ -62,7 +62,7 @@ struct CommandLineTests {
     @Test func anEmulatorProcessServesATokenProcessThroughItsEnvironmentFile() async throws {
         let directory = try TemporaryDirectory.make()
         let envFile = directory + "/emulator.env"
-        let (emulator, ready) = try startEmulator(["--source", "app-service", "--env-file", envFile])
+        let (emulator, ready) = try await startEmulator(["--source", "app-service", "--env-file", envFile])
         defer { if emulator.process.isRunning { kill(emulator.process.processIdentifier, SIGKILL) } }
         #expect(ready["event"] as? String == "ready")
         let environment = try #require(ready["environment"] as? [String: String])
@@ -78,44 +78,38 @@ struct CommandLineTests {
         }
         #expect(fromFile == environment)
 
-        let token = try run(["token", "--resource", "https://vault.azure.net", "--cache", "memory"], environment: fromFile)
+        let token = try await run(["token", "--resource", "https://vault.azure.net", "--cache", "memory"], environment: fromFile)
         #expect(token.status == 0, "\(token.errors)")
         #expect(try json(token.output)["source"] as? String == "app-service")
 
         kill(emulator.process.processIdentifier, SIGTERM)
-        let stopped = emulator.finish()
+        let stopped = await emulator.finished()
         #expect(stopped.status == 0)
     }
 
     /// Starts `managed-identity emulator` and reads its ready line.
-    func startEmulator(_ arguments: [String]) throws -> (ChildProcess, [String: Any]) {
+    func startEmulator(_ arguments: [String]) async throws -> (ChildProcess, [String: Any]) {
         let emulator = ChildProcess("managed-identity", ["emulator"] + arguments)
         try emulator.start()
-        let handle = emulator.output.fileHandleForReading
-        var line = ""
-        while !line.contains("\n") {
-            let data = handle.availableData
-            if data.isEmpty { break }
-            line += String(decoding: data, as: UTF8.self)
-        }
+        let line = await emulator.readOutput { $0.contains("\n") }
         return (emulator, try json(String(line.prefix { $0 != "\n" })))
     }
 
-    @Test func theEmulatorsIdentitiesAreConfigurable() throws {
-        let (emulator, ready) = try startEmulator(["--source", "imds", "--user-assigned", "my-client,my-object", "--no-system-assigned"])
+    @Test func theEmulatorsIdentitiesAreConfigurable() async throws {
+        let (emulator, ready) = try await startEmulator(["--source", "imds", "--user-assigned", "my-client,my-object", "--no-system-assigned"])
         defer { kill(emulator.process.processIdentifier, SIGKILL) }
         let environment = try #require(ready["environment"] as? [String: String])
-        let byObject = try run(
+        let byObject = try await run(
             ["token", "--resource", "https://r", "--object-id", "my-object", "--cache", "memory", "--output", "token"],
             environment: environment)
         #expect(EmulatedTokenClaims(token: byObject.output.trimmingCharacters(in: .whitespacesAndNewlines))?.identity == "client_id:my-client")
-        let system = try run(["token", "--resource", "https://r", "--cache", "memory"], environment: environment)
+        let system = try await run(["token", "--resource", "https://r", "--cache", "memory"], environment: environment)
         #expect(system.errors.hasPrefix("error: managed_identity_request_failed: "))
         #expect(system.errors.contains("No system-assigned managed identity"))
     }
 
-    @Test func anUnreachableIMDSNamesTheVariablesAndSuggestsTheEmulator() throws {
-        let result = try run(["token", "--resource", "https://vault.azure.net"])
+    @Test func anUnreachableIMDSNamesTheVariablesAndSuggestsTheEmulator() async throws {
+        let result = try await run(["token", "--resource", "https://vault.azure.net"])
         #expect(result.status != 0)
         #expect(result.output.isEmpty)
         #expect(result.errors.hasPrefix("error: managed_identity_unreachable_network: "))
@@ -123,61 +117,61 @@ struct CommandLineTests {
         #expect(result.errors.contains("--emulator"))
     }
 
-    @Test func configurationErrorsAreReportedWithTheirCode() throws {
-        let missing = try run(
+    @Test func configurationErrorsAreReportedWithTheirCode() async throws {
+        let missing = try await run(
             ["token", "--resource", "R", "--source", "app-service", "--cache", "memory"], environment: ["IDENTITY_ENDPOINT": ""])
         #expect(missing.errors.hasPrefix("error: missing_managed_identity_env_var: "))
-        let invalid = try run(
+        let invalid = try await run(
             ["token", "--resource", "R", "--cache", "memory"],
             environment: ["IDENTITY_ENDPOINT": "127.0.0.1:41564/msi/token", "IDENTITY_HEADER": "super-secret"])
         #expect(invalid.errors.hasPrefix("error: invalid_managed_identity_endpoint: "))
         #expect(!invalid.errors.contains("super-secret"))
-        let cloudShellUser = try run(
+        let cloudShellUser = try await run(
             ["token", "--resource", "R", "--client-id", "x", "--cache", "memory"], environment: ["MSI_ENDPOINT": "http://127.0.0.1:9/token"])
         #expect(cloudShellUser.errors.hasPrefix("error: user_assigned_managed_identity_not_supported: "))
-        let twoIdentities = try run(["token", "--resource", "R", "--client-id", "a", "--object-id", "b"])
+        let twoIdentities = try await run(["token", "--resource", "R", "--client-id", "a", "--object-id", "b"])
         #expect(twoIdentities.status != 0)
         #expect(twoIdentities.errors.contains("at most one"))
     }
 
-    @Test func fileCacheEncryptionAndPurge() throws {
+    @Test func fileCacheEncryptionAndPurge() async throws {
         let directory = try TemporaryDirectory.make()
         let keyFile = directory + "/key"
         try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: keyFile))
         let cache = "file:\(directory)/cache"
         let common = ["--cache", cache, "--encryption-key-file", keyFile]
-        let first = try run(["token", "--emulator", "--resource", "https://a"] + common)
+        let first = try await run(["token", "--emulator", "--resource", "https://a"] + common)
         #expect(first.status == 0, "\(first.errors)")
-        let second = try run(["token", "--emulator", "--resource", "https://a"] + common)
+        let second = try await run(["token", "--emulator", "--resource", "https://a"] + common)
         #expect(try json(second.output)["token_source"] as? String == "cache")
 
-        let noKey = try run(["cache", "list", "--cache", cache])
+        let noKey = try await run(["cache", "list", "--cache", cache])
         #expect(noKey.errors.hasPrefix("error: cache: "))
         #expect(noKey.errors.contains("encrypted"))
 
-        let list = try run(["cache", "list", "--output", "json"] + common)
+        let list = try await run(["cache", "list", "--output", "json"] + common)
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(list.output.utf8)) as? [[String: Any]])
         #expect(rows.count == 1)
         #expect(rows.first?["resource"] as? String == "https://a")
         #expect(rows.first?.keys.contains("access_token") == false)
 
-        let purge = try run(["cache", "purge"] + common)
+        let purge = try await run(["cache", "purge"] + common)
         #expect(purge.output.contains("Removed 1 token"))
-        let third = try run(["token", "--emulator", "--resource", "https://a"] + common)
+        let third = try await run(["token", "--emulator", "--resource", "https://a"] + common)
         #expect(try json(third.output)["token_source"] as? String == "identity_provider")
     }
 
     @Test(arguments: [[], ["token"], ["emulator"], ["cache"], ["cache", "list"], ["cache", "purge"]])
-    func everyCommandHasHelp(command: [String]) throws {
-        let result = try run(command + ["--help"])
+    func everyCommandHasHelp(command: [String]) async throws {
+        let result = try await run(command + ["--help"])
         #expect(result.status == 0)
         #expect(result.output.contains("USAGE:"))
     }
 
-    @Test func forceRefreshAsksTheEndpointAgain() throws {
+    @Test func forceRefreshAsksTheEndpointAgain() async throws {
         let home = try TemporaryDirectory.make()
-        _ = try run(["token", "--emulator", "--resource", "https://f"], home: home)
-        let forced = try run(["token", "--emulator", "--resource", "https://f", "--force-refresh"], home: home)
+        _ = try await run(["token", "--emulator", "--resource", "https://f"], home: home)
+        let forced = try await run(["token", "--emulator", "--resource", "https://f", "--force-refresh"], home: home)
         #expect(try json(forced.output)["token_source"] as? String == "identity_provider")
     }
 }

@@ -20,12 +20,12 @@ struct CrossProcessTests {
         }
         var committed: [String] = []
         for writer in writers {
-            let result = writer.finish()
+            let result = await writer.finished()
             #expect(result.status == 0, "\(result.errors)")
             committed += result.output.split(separator: "\n").compactMap { $0.hasPrefix("committed ") ? String($0.dropFirst(10)) : nil }
         }
         #expect(committed.count == 160)
-        let verify = try ChildProcess.run("CacheStressTool", ["verify", kind.rawValue, location] + committed)
+        let verify = try await ChildProcess.run("CacheStressTool", ["verify", kind.rawValue, location] + committed)
         #expect(verify.status == 0, "\(verify.output)")
         #expect(listings > 0)
         #expect(!(try FileManager.default.contentsOfDirectory(atPath: kind == .file ? location : (location as NSString).deletingLastPathComponent)).contains { $0.contains(".corrupt-") })
@@ -42,21 +42,17 @@ struct CrossProcessTests {
             let writer = ChildProcess("CacheStressTool", ["write", kind.rawValue, location, "r\(round)", "1000"])
             try writer.start()
             let target = Int.random(in: 0...8, using: &generator)
-            var buffer = ""
-            let handle = writer.output.fileHandleForReading
-            while buffer.components(separatedBy: "\n").filter({ $0.hasPrefix("committed ") }).count < target {
-                let data = handle.availableData
-                if data.isEmpty { break }
-                buffer += String(decoding: data, as: UTF8.self)
+            var buffer = await writer.readOutput { text in
+                text.components(separatedBy: "\n").filter { $0.hasPrefix("committed ") }.count >= target
             }
             kill(writer.process.processIdentifier, SIGKILL)
-            let rest = writer.finish()
+            let rest = await writer.finished()
             buffer += rest.output
             committed += buffer.split(separator: "\n").compactMap {
                 $0.hasPrefix("committed ") ? String($0.dropFirst(10)) : nil
             }
         }
-        let verify = try ChildProcess.run("CacheStressTool", ["verify", kind.rawValue, location] + committed)
+        let verify = try await ChildProcess.run("CacheStressTool", ["verify", kind.rawValue, location] + committed)
         #expect(verify.status == 0, "\(verify.output.suffix(500)) \(verify.errors.suffix(500))")
         #expect(committed.count > 100)
     }
@@ -77,7 +73,7 @@ struct CrossProcessTests {
             for process in processes { try process.start() }
             var sources: [String] = []
             for process in processes {
-                let result = process.finish()
+                let result = await process.finished()
                 #expect(result.status == 0, "\(result.errors)")
                 let json = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
                 sources.append(json?["token_source"] as? String ?? "?")

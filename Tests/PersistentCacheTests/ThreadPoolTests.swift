@@ -24,7 +24,7 @@ struct ThreadPoolTests {
 
         let holder = ChildProcess("CacheStressTool", ["hold-write-lock", "sqlite", location])
         try holder.start()
-        #expect(holder.waitForLine("holding"), "the lock holder did not start")
+        #expect(await holder.waitForLine("holding"), "the lock holder did not start")
 
         let finishedMisses = Counter()
         let misses = Task {
@@ -47,7 +47,7 @@ struct ThreadPoolTests {
         }
         #expect(finishedMisses.value == 0, "a miss finished while the write lock was held")
 
-        let holderResult = holder.finish()
+        let holderResult = await holder.finished()
         #expect(holderResult.status == 0, "\(holderResult.errors)")
         let tokens = try await misses.value
         #expect(tokens.count == 200)

@@ -109,8 +109,8 @@ struct FleetTests {
         let database = try TestDatabase(server: server)
         let backends = RunningBackends()
         defer { backends.stopAll() }
-        var configuration = database.configuration()
-        configuration.operationTimeout = .seconds(1)
+        // A stopped server refuses connections at once; the timeout only bounds a loaded machine.
+        let configuration = database.configuration()
         let failures = Counter()
         let lastFailure = Mutex<String>("")
         let clock = ManualClock(now: Date())
@@ -143,5 +143,36 @@ struct FleetTests {
             TokenCache(backend: try await backends.start(configuration)), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock),
             clock: clock)
         #expect(try await restarted.token(for: "https://before").token == committed.token)
+    }
+
+    /// The database freezes (every server process stopped, connections open, nothing answers): token
+    /// requests still complete, misses fetch directly, and the failures are reported.
+    @Test(.timeLimit(.minutes(2)))
+    func aFrozenDatabaseHoldsNoRequest() async throws {
+        let server = try PostgresServer()
+        defer {
+            try? server.thaw()
+            try? server.stop()
+            try? FileManager.default.removeItem(atPath: server.directory)
+        }
+        let database = try TestDatabase(server: server)
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        var configuration = database.configuration()
+        configuration.operationTimeout = .milliseconds(300)
+        let failures = Counter()
+        let clock = ManualClock(now: Date())
+        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
+        let client = try makeClient(
+            TokenCache(backend: try await backends.start(configuration), onBackendFailure: { _ in failures.increment() }),
+            endpoint: endpoint, clock: clock)
+        _ = try await client.token(for: "https://warm")
+        try server.freeze()
+        for index in 0..<20 {
+            let token = try await client.token(for: "https://frozen-\(index)")
+            #expect(TokenClaims(token: token.token)?.audience == "https://frozen-\(index)")
+        }
+        #expect(failures.value > 0)
+        #expect(endpoint.requestCount == 21)
     }
 }

@@ -54,14 +54,9 @@ public struct ChildProcess: @unchecked Sendable {
     }
 
     /// Reads standard output until a line equal to `line` arrives; `false` when the output ends first.
-    public func waitForLine(_ line: String) -> Bool {
-        var buffer: [UInt8] = []
-        while true {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { return false }
-            buffer.append(contentsOf: chunk)
-            if String(decoding: buffer, as: UTF8.self).split(separator: "\n").contains(Substring(line)) { return true }
-        }
+    public func waitForLine(_ line: String) async -> Bool {
+        let text = await readOutput { $0.split(separator: "\n").contains(Substring(line)) }
+        return text.split(separator: "\n").contains(Substring(line))
     }
 
     public func start() throws { try process.run() }
@@ -83,7 +78,34 @@ public struct ChildProcess: @unchecked Sendable {
         }
     }
 
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
+    /// Runs a process to its end without blocking a thread of the cooperative pool.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws
+        -> (status: Int32, output: String, errors: String)
+    {
+        let child = ChildProcess(executable, arguments, environment: environment)
+        try child.start()
+        return await child.finished()
+    }
+
+    /// Reads standard output until `done` holds for what was read, on a thread of its own.
+    /// - Returns: what was read (all of it, when the output ends first).
+    public func readOutput(until done: @escaping @Sendable (String) -> Bool) async -> String {
+        await withCheckedContinuation { continuation in
+            Thread {
+                var text = ""
+                let handle = self.output.fileHandleForReading
+                while !done(text) {
+                    let data = handle.availableData
+                    if data.isEmpty { break }
+                    text += String(decoding: data, as: UTF8.self)
+                }
+                continuation.resume(returning: text)
+            }.start()
+        }
+    }
+
+    /// Blocking: for synchronous code only; async tests use the async `run`.
+    public static func runBlocking(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
         -> (status: Int32, output: String, errors: String)
     {
         let child = ChildProcess(executable, arguments, environment: environment)

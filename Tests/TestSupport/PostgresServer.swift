@@ -76,6 +76,35 @@ public final class PostgresServer: Sendable {
         running.withLock { $0 = false }
     }
 
+    /// Stops every process of the server with SIGSTOP: connections stay open and nothing answers,
+    /// as when a database host hangs or its network drops packets. ``thaw()`` resumes them.
+    public func freeze() throws { try signalServer(SIGSTOP) }
+
+    /// Resumes a frozen server.
+    public func thaw() throws { try signalServer(SIGCONT) }
+
+    private func signalServer(_ signal: Int32) throws {
+        let text = (try? String(contentsOfFile: directory + "/data/postmaster.pid", encoding: .utf8)) ?? ""
+        guard let pid = text.split(separator: "\n").first.flatMap({ Int32($0) }) else {
+            throw Failure(description: "the server is not running")
+        }
+        // Every server process calls setsid, so no process group holds them all: signal the
+        // postmaster and each process whose parent it is (read from /proc).
+        var pids = [pid]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let child = Int32(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            // After "pid (name)": state, then the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == pid { pids.append(child) }
+        }
+        for target in pids where kill(target, signal) != 0 {
+            throw Failure(description: "cannot signal server process \(target): \(errno)")
+        }
+    }
+
     /// A new, empty database.
     public func makeDatabase() throws -> String {
         let name = "test_\(getpid())_\(Self.databases.add(1, ordering: .relaxed).newValue)"
