@@ -56,6 +56,26 @@ public final class PostgresServer: Sendable {
         }
         try run("initdb", ["-D", directory + "/data", "-U", user, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
         try start()
+        try watchOver()
+    }
+
+    /// Starts a watchdog that stops the server and removes its directory once the test process is
+    /// gone, so a test process that crashes or is killed (and runs no exit handler) leaves no server.
+    private func watchOver() throws {
+        let stop = (geteuid() == 0 ? "/usr/sbin/runuser -u postgres -- " : "") + "\(binaries)/pg_ctl -D \(directory)/data -m immediate stop"
+        let script = "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; kill -CONT -- $(cat \(directory)/data/postmaster.pid 2>/dev/null | head -1) 2>/dev/null; \(stop) >/dev/null 2>&1; rm -rf \(directory)"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ["/bin/sh", "-c", script]
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for argument in cArguments { free(argument) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/sh", &actions, nil, &cArguments, environ)
+        guard spawned == 0 else { throw Failure(description: "cannot start the server's watchdog") }
     }
 
     /// Starts the server (again).
