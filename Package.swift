@@ -58,6 +58,7 @@ let package = Package(
             name: "CacheBackendSupport",
             dependencies: [
                 "ManagedIdentity",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

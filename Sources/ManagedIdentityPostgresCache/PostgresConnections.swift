@@ -49,10 +49,12 @@ final class PostgresConnections: Sendable {
         let id = identifiers.add(1, ordering: .relaxed).newValue
         let logger = logger
         // The whole handshake is bounded, not only the TCP connect: a server that accepts and then
-        // never answers must not hold the request either.
-        return try await bounded(configuration.operationTimeout) {
-            try await PostgresConnection.connect(configuration: connectionConfiguration, id: id, logger: logger)
-        }
+        // never answers must not hold the request either. A connection that completes after the
+        // caller stopped waiting is closed; dropped open, postgres-nio would trap.
+        return try await bounded(
+            configuration.operationTimeout,
+            { try await PostgresConnection.connect(configuration: connectionConfiguration, id: id, logger: logger) },
+            disposeOfLate: { connection in Task { try? await connection.close() } })
     }
 
     /// Closes the idle connections.

@@ -505,14 +505,23 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
 /// Runs `operation`, or throws when it takes longer than `limit`, so a database that does not answer
 /// turns a request into a miss instead of a hang. The caller stops waiting at the limit even when the
 /// operation ignores cancellation (a query to a frozen server does): the operation is cancelled and
-/// left to end on its own.
-func bounded<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+/// left to end on its own. A value it produces after the caller stopped waiting goes to
+/// `disposeOfLate` (a connection must be closed, not dropped).
+func bounded<T: Sendable>(
+    _ limit: Duration, _ operation: @escaping @Sendable () async throws -> T,
+    disposeOfLate: @escaping @Sendable (T) -> Void = { _ in }
+) async throws -> T {
     let outcome = BoundedOutcome<T>()
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<T, any Error>) in
             outcome.install(waiter)
             let work = Task {
-                do { outcome.finish(.success(try await operation())) } catch { outcome.finish(.failure(error)) }
+                do {
+                    let value = try await operation()
+                    if !outcome.finish(.success(value)) { disposeOfLate(value) }
+                } catch {
+                    outcome.finish(.failure(error))
+                }
             }
             outcome.onFinish { work.cancel() }
             Task {
@@ -554,15 +563,19 @@ private final class BoundedOutcome<T: Sendable>: Sendable {
         if already { cleanup() }
     }
 
-    func finish(_ result: Result<T, any Error>) {
-        let (waiter, cleanup) = state.withLock { state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
-            guard !state.done else { return (nil, nil) }
+    /// Delivers `result` unless another outcome came first; says whether it was delivered.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (delivered, waiter, cleanup) = state.withLock {
+            state -> (Bool, CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+            guard !state.done else { return (false, nil, nil) }
             state.done = true
             if state.waiter == nil { state.early = result }
             defer { state.waiter = nil; state.cleanup = nil }
-            return (state.waiter, state.cleanup)
+            return (true, state.waiter, state.cleanup)
         }
         waiter?.resume(with: result)
         cleanup?()
+        return delivered
     }
 }

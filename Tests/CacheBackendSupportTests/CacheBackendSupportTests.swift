@@ -54,7 +54,7 @@ struct AtomicFileTests {
     @Test func aFailedWriteLeavesNoTemporaryFile() throws {
         let directory = try TemporaryDirectory.make()
         try FileManager.default.createDirectory(atPath: directory + "/target", withIntermediateDirectories: false)
-        FileManager.default.createFile(atPath: directory + "/target/inside", contents: Data())
+        _ = FileManager.default.createFile(atPath: directory + "/target/inside", contents: Data())
         // Renaming a file onto a non-empty directory fails.
         #expect(throws: BackendIOError.self) { try AtomicFile.write([1], to: directory + "/target", directory: directory) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["target"])
@@ -83,7 +83,7 @@ struct SecureDirectoryTests {
 
     @Test func aFileIsNotADirectory() throws {
         let path = try TemporaryDirectory.make() + "/file"
-        FileManager.default.createFile(atPath: path, contents: Data())
+        _ = FileManager.default.createFile(atPath: path, contents: Data())
         #expect { try SecureDirectory.prepare(path) } throws: { "\($0)".contains("not a directory") }
     }
 }
@@ -92,7 +92,7 @@ struct QuarantineTests {
     @Test func anUnreadableFileIsMovedAsideWithATimestamp() throws {
         let directory = try TemporaryDirectory.make()
         let path = directory + "/p.json"
-        FileManager.default.createFile(atPath: path, contents: Data("garbage".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("garbage".utf8))
         let target = try #require(Quarantine.moveAside(path))
         #expect(target.hasPrefix(path + ".corrupt-"))
         #expect(!FileManager.default.fileExists(atPath: path))
@@ -174,9 +174,11 @@ struct RefreshCoordinatorTests {
 struct BlockingWorkTests {
     @Test func workRunsOnAThreadPoolThreadAndReturnsItsValueOrError() async throws {
         struct Failure: Error {}
-        // NIO names its pool's threads (SGLTN-)TP-#n; the cooperative pool's threads have other names.
+        // NIO names a pool's threads TP-#n (SGLTN-TP-#n for its shared singleton); the cooperative
+        // pool's threads have other names.
         let name = try await BlockingWork.run { Thread.current.name ?? "" }
         #expect(name.contains("TP-#"))
+        #expect(!name.contains("SGLTN"), "blocking work ran on NIO's shared pool, which other libraries use")
         #expect(try await BlockingWork.run { 6 * 7 } == 42)
         await #expect(throws: Failure.self) { try await BlockingWork.run { throw Failure() } }
     }
