@@ -14,7 +14,7 @@ struct FleetTests {
 
     func keyFile() throws -> String {
         let path = try TemporaryDirectory.make() + "/key"
-        FileManager.default.createFile(atPath: path, contents: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
+        _ = FileManager.default.createFile(atPath: path, contents: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
         return path
     }
 

@@ -103,15 +103,6 @@ public struct ChildProcess: @unchecked Sendable {
             }.start()
         }
     }
-
-    /// Blocking: for synchronous code only; async tests use the async `run`.
-    public static func runBlocking(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
-        -> (status: Int32, output: String, errors: String)
-    {
-        let child = ChildProcess(executable, arguments, environment: environment)
-        try child.start()
-        return child.finish()
-    }
 }
 
 extension ChildProcess {
@@ -120,12 +111,4 @@ extension ChildProcess {
         do { try start() } catch { FileHandle.standardError.write(Data("cannot start: \(error)\n".utf8)) }
         return self
     }
-}
-
-/// A count shared by tasks.
-public final class Counter: Sendable {
-    private let count = Atomic<Int>(0)
-    public init() {}
-    public var value: Int { count.load(ordering: .relaxed) }
-    public func increment() { count.add(1, ordering: .relaxed) }
 }

@@ -66,28 +66,33 @@ final class TokenCacheAccessor: Sendable {
         let cached =
             TokenCachePolicy.readsCache(request)
             ? await read(entryKey, resource: resource, correlationID: correlationID, logger: logger) : nil
-        switch policy.decide(cached, now: clock.now, request: request) {
-        case .serve:
-            if let cached { return served(cached, reason: .notApplicable, correlationID: options.correlationID) }
-        case .serveAndRefreshInBackground:
-            if let cached { return servedAndRefreshed(cached, correlationID: options.correlationID, logger: logger) }
-        case .fetch(let reason, let revoking):
-            let fetch = Fetch(
-                resource: resource, correlationID: correlationID, revokedTokenHash: revoking.map { Self.sha256Hex($0.accessToken) })
-            if request != .normal {
-                // A forced request wants a new token, not the result of one already in flight.
-                return try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger)
-            }
-            let (token, started) = try await partition.inflight.run(entryKey) { [self] in
-                try await fetchCoordinated(fetch, entryKey: entryKey, request: .normal, reason: reason, logger: logger)
-            }
-            if started { return token }
-            // Callers that joined another's request get its token with their own correlation id.
-            var joined = token
-            joined.correlationID = correlationID.string
-            return joined
+        let reason: AccessToken.CacheRefreshReason
+        let revoking: TokenCacheEntry?
+        switch (policy.decide(cached, now: clock.now, request: request), cached) {
+        case (.serve, let cached?):
+            return served(cached, reason: .notApplicable, correlationID: options.correlationID)
+        case (.serveAndRefreshInBackground, let cached?):
+            return servedAndRefreshed(cached, correlationID: options.correlationID, logger: logger)
+        case (.fetch(let why, let revoked), _):
+            (reason, revoking) = (why, revoked)
+        case (.serve, nil), (.serveAndRefreshInBackground, nil):
+            // The policy serves only an entry it was given; with none, this is a miss.
+            (reason, revoking) = (.noCachedAccessToken, nil)
         }
-        preconditionFailure("a serve decision without an entry")
+        let fetch = Fetch(
+            resource: resource, correlationID: correlationID, revokedTokenHash: revoking.map { Self.sha256Hex($0.accessToken) })
+        if request != .normal {
+            // A forced request wants a new token, not the result of one already in flight.
+            return try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger)
+        }
+        let (token, started) = try await partition.inflight.run(entryKey) { [self] in
+            try await fetchCoordinated(fetch, entryKey: entryKey, request: .normal, reason: reason, logger: logger)
+        }
+        if started { return token }
+        // Callers that joined another's request get its token with their own correlation id.
+        var joined = token
+        joined.correlationID = correlationID.string
+        return joined
     }
 
     /// Waits until the background refreshes started so far have finished.
