@@ -57,6 +57,7 @@ struct TokenCacheAccessorTests {
         return TokenCacheAccessor(
             cache: cache, descriptor: TokenCachePartitionDescriptor(key: key, source: .imds, identity: .systemAssigned, endpoint: "http://e"),
             policy: TokenCachePolicy(margin: 300), clock: clock,
+            instruments: ClientInstruments(source: .imds, backend: backend, factory: nil, tracer: nil),
             fetcher: { _, _ in
                 fetches.increment()
                 if fail { throw UnexpectedFetchError() }

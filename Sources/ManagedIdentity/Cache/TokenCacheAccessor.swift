@@ -15,6 +15,10 @@ final class TokenCacheAccessor: Sendable {
         var correlationID: CorrelationID
         /// SHA-256 of the cached token being replaced because of claims.
         var revokedTokenHash: String?
+        /// Why the endpoint is asked (`miss`, `forced`, or `refreshDue` for a background refresh).
+        var lookup: ManagedIdentityMetrics.LookupResult
+        /// Whether no caller waits for it.
+        var background = false
     }
 
     typealias Fetcher = @Sendable (Fetch, Logger) async throws -> IssuedToken
@@ -24,18 +28,23 @@ final class TokenCacheAccessor: Sendable {
     let policy: TokenCachePolicy
     let clock: any ManagedIdentityClock
     let source: ManagedIdentitySource
+    let instruments: ClientInstruments
     private let fetcher: Fetcher
+    private let onBackgroundRefreshCompleted: (@Sendable (BackgroundTokenRefresh) -> Void)?
     private let backgroundRefreshes = Mutex<(next: UInt64, tasks: [UInt64: Task<Void, Never>])>((0, [:]))
 
     init(
         cache: TokenCache, descriptor: TokenCachePartitionDescriptor, policy: TokenCachePolicy,
-        clock: any ManagedIdentityClock, fetcher: @escaping Fetcher
+        clock: any ManagedIdentityClock, instruments: ClientInstruments,
+        onBackgroundRefreshCompleted: (@Sendable (BackgroundTokenRefresh) -> Void)? = nil, fetcher: @escaping Fetcher
     ) {
         self.cache = cache
         self.partition = cache.partition(for: descriptor)
         self.policy = policy
         self.clock = clock
         self.source = descriptor.source
+        self.instruments = instruments
+        self.onBackgroundRefreshCompleted = onBackgroundRefreshCompleted
         self.fetcher = fetcher
     }
 
@@ -48,9 +57,17 @@ final class TokenCacheAccessor: Sendable {
         guard cache.backend == nil, !options.forceRefresh, options.claims == nil,
             let entry = partition.lookup(TokenCacheEntryKey(resource: resource))
         else { return nil }
-        switch policy.decide(entry, now: clock.now, request: .normal) {
-        case .serve: return served(entry, reason: .notApplicable, correlationID: options.correlationID)
-        case .serveAndRefreshInBackground: return servedAndRefreshed(entry, correlationID: options.correlationID, logger: logger())
+        let now = clock.now
+        switch policy.decide(entry, now: now, request: .normal) {
+        case .serve:
+            instruments.lookedUp(.hit)
+            instruments.served(expiresOn: entry.expiresOn, now: now)
+            logger().trace("managed identity token served from the cache")
+            return served(entry, reason: .notApplicable, correlationID: options.correlationID)
+        case .serveAndRefreshInBackground:
+            instruments.lookedUp(.refreshDue)
+            instruments.served(expiresOn: entry.expiresOn, now: now)
+            return servedAndRefreshed(entry, correlationID: options.correlationID, logger: logger())
         case .fetch: return nil
         }
     }
@@ -68,10 +85,16 @@ final class TokenCacheAccessor: Sendable {
             ? await read(entryKey, resource: resource, correlationID: correlationID, logger: logger) : nil
         let reason: AccessToken.CacheRefreshReason
         let revoking: TokenCacheEntry?
-        switch (policy.decide(cached, now: clock.now, request: request), cached) {
+        let now = clock.now
+        switch (policy.decide(cached, now: now, request: request), cached) {
         case (.serve, let cached?):
+            instruments.lookedUp(.hit)
+            instruments.served(expiresOn: cached.expiresOn, now: now)
+            logger.trace("managed identity token served from the cache")
             return served(cached, reason: .notApplicable, correlationID: options.correlationID)
         case (.serveAndRefreshInBackground, let cached?):
+            instruments.lookedUp(.refreshDue)
+            instruments.served(expiresOn: cached.expiresOn, now: now)
             return servedAndRefreshed(cached, correlationID: options.correlationID, logger: logger)
         case (.fetch(let why, let revoked), _):
             (reason, revoking) = (why, revoked)
@@ -79,15 +102,19 @@ final class TokenCacheAccessor: Sendable {
             // The policy serves only an entry it was given; with none, this is a miss.
             (reason, revoking) = (.noCachedAccessToken, nil)
         }
+        let lookup: ManagedIdentityMetrics.LookupResult = request == .normal ? .miss : .forced
+        instruments.lookedUp(lookup)
         let fetch = Fetch(
-            resource: resource, correlationID: correlationID, revokedTokenHash: revoking.map { Self.sha256Hex($0.accessToken) })
+            resource: resource, correlationID: correlationID, revokedTokenHash: revoking.map { Self.sha256Hex($0.accessToken) },
+            lookup: lookup)
         if request != .normal {
             // A forced request wants a new token, not the result of one already in flight.
-            return try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger)
+            return handedOut(try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger))
         }
         let (token, started) = try await partition.inflight.run(entryKey) { [self] in
             try await fetchCoordinated(fetch, entryKey: entryKey, request: .normal, reason: reason, logger: logger)
         }
+        handedOut(token)
         if started { return token }
         // Callers that joined another's request get its token with their own correlation id.
         var joined = token
@@ -109,26 +136,31 @@ final class TokenCacheAccessor: Sendable {
         _ fetch: Fetch, entryKey: TokenCacheEntryKey, request: TokenCachePolicy.Request,
         reason: AccessToken.CacheRefreshReason, logger: Logger
     ) async throws -> AccessToken {
-        let recheck: () async -> Result<AccessToken, any Error> = { [self] in
+        // Whether the token was found stored (by another request or process) rather than fetched.
+        let recheck: () async -> (result: Result<AccessToken, any Error>, found: Bool) = { [self] in
             let cached = await read(entryKey, resource: fetch.resource, correlationID: fetch.correlationID, logger: logger)
             let now = clock.now
             if let cached, case .serve = policy.decide(cached, now: now, request: request) {
-                return .success(served(cached, reason: .notApplicable, correlationID: fetch.correlationID.string))
+                return (.success(served(cached, reason: .notApplicable, correlationID: fetch.correlationID.string)), true)
             }
             do {
-                return .success(try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger))
+                return (.success(try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger)), false)
             } catch {
-                return .failure(error)
+                return (.failure(error), false)
             }
         }
-        guard let backend = cache.backend else { return try await recheck().get() }
+        guard let backend = cache.backend else { return try await recheck().result.get() }
         let notification = notification(resource: fetch.resource, written: nil)
         // The body's own outcome, kept apart from the backend's: an error of the fetch is the
         // caller's answer, never a reason to fetch a second time.
         var outcome: Result<AccessToken, any Error>?
+        let waitStarted = ContinuousClock.now
         do {
-            try await backend.coordinateRefresh(notification) {
-                outcome = await recheck()
+            try await backend.coordinateRefresh(notification) { [instruments] in
+                let waited = ContinuousClock.now - waitStarted
+                let (result, found) = await recheck()
+                instruments.coordinated(found: found, waited: waited)
+                outcome = result
             }
         } catch is CancellationError where outcome == nil {
             throw CancellationError()
@@ -136,7 +168,7 @@ final class TokenCacheAccessor: Sendable {
             report(.coordinateRefresh, error, duringWrite: false, logger: logger)
         }
         if let outcome { return try outcome.get() }
-        return try await recheck().get()
+        return try await recheck().result.get()
     }
 
     /// Asks the endpoint, then stores the token through the write hooks.
@@ -170,6 +202,13 @@ final class TokenCacheAccessor: Sendable {
 
     // MARK: - Serving
 
+    /// Records how long a token handed to a caller has left.
+    @discardableResult
+    private func handedOut(_ token: AccessToken) -> AccessToken {
+        instruments.served(expiresOn: token.expiresOn, now: clock.now)
+        return token
+    }
+
     private func served(_ entry: TokenCacheEntry, reason: AccessToken.CacheRefreshReason, correlationID: String?) -> AccessToken {
         AccessToken(
             token: entry.accessToken,
@@ -191,17 +230,22 @@ final class TokenCacheAccessor: Sendable {
 
     private func startBackgroundRefresh(resource: String, entryKey: TokenCacheEntryKey, logger: Logger) {
         guard !partition.inflight.isRunning(entryKey) else { return }
-        let fetch = Fetch(resource: resource, correlationID: CorrelationID.next(), revokedTokenHash: nil)
+        let fetch = Fetch(
+            resource: resource, correlationID: CorrelationID.next(), revokedTokenHash: nil, lookup: .refreshDue, background: true)
         backgroundRefreshes.withLock { state in
             state.next &+= 1
             let id = state.next
             state.tasks[id] = Task { [self] in
+                let result: Result<AccessToken, any Error>
                 do {
-                    _ = try await partition.inflight.run(entryKey) { [self] in
+                    let (token, _) = try await partition.inflight.run(entryKey) { [self] in
                         try await fetchCoordinated(
                             fetch, entryKey: entryKey, request: .backgroundRefresh, reason: .proactivelyRefreshed, logger: logger)
                     }
+                    result = .success(token)
                 } catch {
+                    result = .failure(error)
+                    instruments.backgroundRefreshFailed(error)
                     // The cached token stays usable until it expires; the next call past refresh_on tries again.
                     logger.warning(
                         "background token refresh failed; the cached token stays in use until it expires",
@@ -211,6 +255,8 @@ final class TokenCacheAccessor: Sendable {
                             "managed-identity.error": "\((error as? ManagedIdentityError)?.code.rawValue ?? "\(type(of: error))")",
                         ])
                 }
+                onBackgroundRefreshCompleted?(
+                    BackgroundTokenRefresh(resource: resource, source: source, correlationID: fetch.correlationID.string, result: result))
                 _ = backgroundRefreshes.withLock { $0.tasks.removeValue(forKey: id) }
             }
         }
@@ -272,6 +318,7 @@ final class TokenCacheAccessor: Sendable {
     }
 
     private func report(_ hook: TokenCacheBackendFailure.Hook, _ error: any Error, duringWrite: Bool, logger: Logger) {
+        instruments.backendFailed(hook)
         logger.warning(
             "cache backend hook failed; continuing without the backend",
             metadata: [

@@ -1,4 +1,6 @@
+import CoreMetrics
 import Foundation
+import Tracing
 
 extension ManagedIdentityClient {
     /// How a client finds its source and behaves.
@@ -26,6 +28,15 @@ extension ManagedIdentityClient {
         /// What tells this host from others in the partition key of the system-assigned identity.
         /// `nil` uses the host name and `/etc/machine-id`.
         public var hostDiscriminator: String?
+        /// Where the client's metrics go (see ``ManagedIdentityMetrics``); `nil` uses the factory the
+        /// application bootstrapped with `MetricsSystem.bootstrap`, or none.
+        public var metricsFactory: (any MetricsFactory)?
+        /// Where the client's spans go (see ``ManagedIdentityTracing``); `nil` uses the tracer the
+        /// application bootstrapped with `InstrumentationSystem.bootstrap`, or none.
+        public var tracer: (any Tracer)?
+        /// Called when a background refresh ends, with its token or its error. It runs on the
+        /// refresh's task: keep it short, and do not wait in it for a token of the same client.
+        public var onBackgroundRefreshCompleted: (@Sendable (BackgroundTokenRefresh) -> Void)?
 
         /// Creates a configuration; every value has MSAL's default.
         public init(
@@ -38,7 +49,10 @@ extension ManagedIdentityClient {
             expiryMargin: Duration = .seconds(300),
             clock: any ManagedIdentityClock = SystemClock(),
             arcKeyDirectory: String? = nil,
-            hostDiscriminator: String? = nil
+            hostDiscriminator: String? = nil,
+            metricsFactory: (any MetricsFactory)? = nil,
+            tracer: (any Tracer)? = nil,
+            onBackgroundRefreshCompleted: (@Sendable (BackgroundTokenRefresh) -> Void)? = nil
         ) {
             self.source = source
             self.environment = environment
@@ -50,6 +64,9 @@ extension ManagedIdentityClient {
             self.clock = clock
             self.arcKeyDirectory = arcKeyDirectory
             self.hostDiscriminator = hostDiscriminator
+            self.metricsFactory = metricsFactory
+            self.tracer = tracer
+            self.onBackgroundRefreshCompleted = onBackgroundRefreshCompleted
         }
     }
 

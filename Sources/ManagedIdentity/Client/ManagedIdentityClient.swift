@@ -69,19 +69,24 @@ public final class ManagedIdentityClient: Sendable {
         let margin = Self.seconds(configuration.expiryMargin)
         self.margin = margin
         self.logger = logger ?? Self.silentLogger
+        let instruments = ClientInstruments(
+            source: source, backend: cache.backend, factory: configuration.metricsFactory, tracer: configuration.tracer)
         let acquirer = TokenAcquirer(
             endpoint: endpoint, transport: transport, clock: configuration.clock,
-            retriesEnabled: configuration.retriesEnabled, sourceWasDetected: configuration.source == nil)
+            retriesEnabled: configuration.retriesEnabled, sourceWasDetected: configuration.source == nil,
+            instruments: instruments)
         let clientCapabilities = configuration.clientCapabilities
         let requestTimeout = configuration.requestTimeout
         self.accessor = TokenCacheAccessor(
             cache: cache, descriptor: descriptor, policy: TokenCachePolicy(margin: margin), clock: configuration.clock,
+            instruments: instruments, onBackgroundRefreshCompleted: configuration.onBackgroundRefreshCompleted,
             fetcher: { fetch, logger in
                 try await acquirer.acquire(
                     TokenRequestParameters(
                         resource: fetch.resource, identity: identity, correlationID: fetch.correlationID.string,
                         clientCapabilities: clientCapabilities, revokedTokenHash: fetch.revokedTokenHash,
                         timeout: requestTimeout),
+                    purpose: TokenAcquirer.Purpose(lookup: fetch.lookup, background: fetch.background),
                     logger: logger)
             })
     }

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import Tracing
 
 /// Gets one token from a source's endpoint: sends the request, retries per the source's policy,
-/// follows Azure Arc's challenge, and turns the response into a token or an error.
+/// follows Azure Arc's challenge, and turns the response into a token or an error. Each fetch is
+/// one span with a child span per HTTP attempt, and is counted and timed.
 struct TokenAcquirer: Sendable {
     let endpoint: any SourceEndpoint
     let transport: any HTTPTransport
@@ -10,56 +12,113 @@ struct TokenAcquirer: Sendable {
     let retriesEnabled: Bool
     /// Whether the source came from detection; an unreachable IMDS then gets a hint.
     let sourceWasDetected: Bool
+    let instruments: ClientInstruments
 
-    func acquire(_ parameters: TokenRequestParameters, logger: Logger) async throws -> IssuedToken {
+    /// What the fetch is for, as its span and metrics tell it.
+    struct Purpose: Sendable {
+        var lookup: ManagedIdentityMetrics.LookupResult
+        var background: Bool
+    }
+
+    func acquire(_ parameters: TokenRequestParameters, purpose: Purpose, logger: Logger) async throws -> IssuedToken {
         var logger = logger
         logger[metadataKey: "managed-identity.source"] = "\(endpoint.source)"
         logger[metadataKey: "managed-identity.identity-kind"] = "\(parameters.identity.kind.rawValue)"
         logger[metadataKey: "managed-identity.correlation-id"] = "\(parameters.correlationID)"
+        let started = ContinuousClock.now
+        var attempts = 0
         do {
-            var response = try await send(endpoint.makeRequest(parameters), logger: logger)
-            if let arc = endpoint as? AzureArcEndpoint, response.status == 401 {
-                logger.debug("Azure Arc challenge received; reading the key file")
-                let key = try arc.readChallengeKey(response)
-                response = try await send(arc.makeRequest(parameters, key: key), logger: logger)
+            let token = try await instruments.tracer.withSpan(ManagedIdentityTracing.fetchTokenSpan, ofKind: .internal) { span in
+                span.attributes[ManagedIdentityTracing.Attribute.source] = endpoint.source.rawValue
+                span.attributes[ManagedIdentityTracing.Attribute.identityKind] = parameters.identity.kind.rawValue
+                span.attributes[ManagedIdentityTracing.Attribute.cacheOutcome] = purpose.lookup.rawValue
+                span.attributes[ManagedIdentityTracing.Attribute.correlationID] = parameters.correlationID
+                span.attributes[ManagedIdentityTracing.Attribute.background] = purpose.background
+                defer { span.attributes[ManagedIdentityTracing.Attribute.attempts] = attempts }
+                do {
+                    return try await exchange(parameters, attempts: &attempts, logger: logger)
+                } catch {
+                    // Redacted before the span records it, as before anything else sees it.
+                    let error = redacted(error, parameters: parameters)
+                    span.attributes[ManagedIdentityTracing.HTTPAttribute.errorType] = ClientInstruments.outcome(of: error)
+                    throw error
+                }
             }
-            guard response.status == 200 else { throw failure(from: response) }
-            let fields = try TokenResponseParser.fields(from: response.body, source: endpoint.source)
-            if let arc = endpoint as? AzureArcEndpoint {
-                try arc.verifyEcho(of: parameters.identity, in: fields)
-            }
-            let token = try TokenResponseParser.token(
-                from: fields, now: clock.now.timeIntervalSince1970, source: endpoint.source)
-            logger.debug("managed identity token acquired", metadata: ["managed-identity.outcome": "success"])
+            let elapsed = ContinuousClock.now - started
+            instruments.requested(outcome: "success", duration: elapsed)
+            logger.debug(
+                "managed identity token acquired",
+                metadata: [
+                    "managed-identity.outcome": "success", "managed-identity.attempts": "\(attempts)",
+                    "managed-identity.duration-ms": "\(Self.milliseconds(elapsed))",
+                ])
             return token
-        } catch var error as ManagedIdentityError {
-            error.message = error.message.redacting(endpoint.secrets)
-            error.clientRequestID = parameters.correlationID
-            error.source = error.source ?? endpoint.source
+        } catch {
+            let elapsed = ContinuousClock.now - started
+            instruments.requested(outcome: ClientInstruments.outcome(of: error), duration: elapsed)
+            guard let error = error as? ManagedIdentityError else { throw error }
             logger.debug(
                 "managed identity request failed",
                 metadata: [
                     "managed-identity.outcome": "\(error.code)",
                     "managed-identity.status": "\(error.statusCode.map(String.init) ?? "none")",
+                    "managed-identity.attempts": "\(attempts)",
+                    "managed-identity.duration-ms": "\(Self.milliseconds(elapsed))",
                 ])
             throw error
         }
     }
 
+    /// The error as callers see it: no secret in its message, the request's correlation id and source set.
+    private func redacted(_ error: any Error, parameters: TokenRequestParameters) -> any Error {
+        guard var error = error as? ManagedIdentityError else { return error }
+        error.message = error.message.redacting(endpoint.secrets)
+        error.clientRequestID = parameters.correlationID
+        error.source = error.source ?? endpoint.source
+        return error
+    }
+
+    /// The request, Arc's second leg when challenged, and the parsed answer.
+    private func exchange(_ parameters: TokenRequestParameters, attempts: inout Int, logger: Logger) async throws -> IssuedToken {
+        var response = try await send(endpoint.makeRequest(parameters), attempts: &attempts, logger: logger)
+        if let arc = endpoint as? AzureArcEndpoint, response.status == 401 {
+            logger.debug("Azure Arc challenge received; reading the key file")
+            let key = try arc.readChallengeKey(response)
+            response = try await send(arc.makeRequest(parameters, key: key), attempts: &attempts, logger: logger)
+        }
+        guard response.status == 200 else { throw failure(from: response) }
+        let fields = try TokenResponseParser.fields(from: response.body, source: endpoint.source)
+        if let arc = endpoint as? AzureArcEndpoint {
+            try arc.verifyEcho(of: parameters.identity, in: fields)
+        }
+        return try TokenResponseParser.token(from: fields, now: clock.now.timeIntervalSince1970, source: endpoint.source)
+    }
+
     /// Sends a request, retrying timeouts and retryable statuses with the clock's sleep. Returns the
     /// first response that is a success or is not to be retried.
-    private func send(_ request: HTTPTransportRequest, logger: Logger) async throws -> HTTPTransportResponse {
+    private func send(_ request: HTTPTransportRequest, attempts: inout Int, logger: Logger) async throws -> HTTPTransportResponse {
         let policy = retriesEnabled ? endpoint.retryPolicy : .disabled
         var state = RetryPolicy.State()
-        var attempt = 1
+        var resends = 0
         while true {
             try Task.checkCancellation()
+            attempts += 1
             logger.debug(
                 "sending managed identity request",
-                metadata: ["managed-identity.endpoint": "\(request.origin)", "managed-identity.attempt": "\(attempt)"])
+                metadata: [
+                    "managed-identity.endpoint": "\(request.origin)", "managed-identity.method": "\(request.method)",
+                    "managed-identity.attempt": "\(resends + 1)",
+                ])
+            let sent = ContinuousClock.now
             let delay: Duration
-            do {
-                let response = try await transport.send(request)
+            switch await attempt(request, resends: resends) {
+            case .success(let response):
+                logger.debug(
+                    "managed identity endpoint answered",
+                    metadata: [
+                        "managed-identity.status": "\(response.status)",
+                        "managed-identity.duration-ms": "\(Self.milliseconds(ContinuousClock.now - sent))",
+                    ])
                 if response.status == 200 { return response }
                 guard
                     let next = policy.nextDelay(
@@ -67,10 +126,11 @@ struct TokenAcquirer: Sendable {
                         now: clock.now.timeIntervalSince1970, state: &state)
                 else { return response }
                 delay = next
-                logger.debug(
+                instruments.retried(reason: ClientInstruments.statusName(response.status))
+                logger.info(
                     "retrying managed identity request",
                     metadata: ["managed-identity.status": "\(response.status)", "managed-identity.delay": "\(delay)"])
-            } catch {
+            case .failure(let error):
                 switch error.kind {
                 case .timeout:
                     guard
@@ -83,7 +143,8 @@ struct TokenAcquirer: Sendable {
                             source: endpoint.source)
                     }
                     delay = next
-                    logger.debug("retrying managed identity request after a timeout")
+                    instruments.retried(reason: "timeout")
+                    logger.info("retrying managed identity request after a timeout", metadata: ["managed-identity.delay": "\(delay)"])
                 case .cancelled:
                     throw CancellationError()
                 case .connectionFailed, .refused, .certificatePinMismatch:
@@ -91,8 +152,50 @@ struct TokenAcquirer: Sendable {
                 }
             }
             try await clock.sleep(for: delay)
-            attempt += 1
+            resends += 1
         }
+    }
+
+    /// One HTTP exchange in its own client span, named after the method as OpenTelemetry's HTTP
+    /// conventions say. The query (resource, identity ids) and the headers (secrets) are left out.
+    private func attempt(_ request: HTTPTransportRequest, resends: Int) async -> Result<HTTPTransportResponse, HTTPTransportError> {
+        await instruments.tracer.withSpan(request.method, ofKind: .client) { span in
+            typealias HTTP = ManagedIdentityTracing.HTTPAttribute
+            span.attributes[HTTP.requestMethod] = request.method
+            span.attributes[HTTP.urlScheme] = request.scheme
+            span.attributes[HTTP.serverAddress] = request.host
+            span.attributes[HTTP.serverPort] = request.port ?? (request.scheme == "https" ? 443 : 80)
+            span.attributes[HTTP.urlFull] = request.origin + request.path
+            if resends > 0 { span.attributes[HTTP.resendCount] = resends }
+            do throws(HTTPTransportError) {
+                let response = try await transport.send(request)
+                span.attributes[HTTP.responseStatusCode] = response.status
+                if response.status >= 400 {
+                    span.attributes[HTTP.errorType] = String(response.status)
+                    span.setStatus(SpanStatus(code: .error))
+                }
+                return .success(response)
+            } catch {
+                span.attributes[HTTP.errorType] = Self.errorType(error.kind)
+                span.recordError(error)
+                span.setStatus(SpanStatus(code: .error))
+                return .failure(error)
+            }
+        }
+    }
+
+    static func errorType(_ kind: HTTPTransportError.Kind) -> String {
+        switch kind {
+        case .connectionFailed: "connection_failed"
+        case .timeout: "timeout"
+        case .certificatePinMismatch: "certificate_pin_mismatch"
+        case .refused: "refused"
+        case .cancelled: "cancelled"
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        ClientInstruments.nanoseconds(duration) / 1_000_000
     }
 
     private func unreachable(_ error: HTTPTransportError) -> ManagedIdentityError {

@@ -14,14 +14,18 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
 
     /// A process-wide client configured for managed identity endpoints. Being a global, it is never
     /// deinitialised, so it needs no shutdown.
-    private static let defaultClient = HTTPClient(
-        eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
-        configuration: HTTPClient.Configuration(
+    ///
+    /// Its own tracing is off: the client makes one HTTP span per attempt for every transport (see
+    /// ``ManagedIdentityTracing``), and async-http-client's would repeat it with the query string.
+    private static let defaultClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .seconds(2), read: .seconds(30)),
             proxy: nil
         )
-    )
+        configuration.tracing.tracer = nil
+        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+    }()
 
     private let client: HTTPClient
     private let connectTimeout: Duration
