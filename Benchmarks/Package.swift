@@ -9,12 +9,14 @@ let package = Package(
     dependencies: [
         .package(name: "swift-managed-identity", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         .executableTarget(
             name: "CacheBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ManagedIdentity", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentityFileCache", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentitySQLiteCache", package: "swift-managed-identity"),

@@ -1,4 +1,5 @@
 import Benchmark
+import CoreMetrics
 import Foundation
 import ManagedIdentity
 import ManagedIdentityCacheConformance
@@ -13,12 +14,14 @@ import Synchronization
 let environment = ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"])
 
 func client(
-    _ identity: ManagedIdentityID, cache: TokenCache, endpoint: any HTTPTransport, clock: ManualClock
+    _ identity: ManagedIdentityID, cache: TokenCache, endpoint: any HTTPTransport, clock: ManualClock,
+    metricsFactory: (any MetricsFactory)? = nil
 ) -> ManagedIdentityClient {
     // The configuration is valid by construction; a failure here is a bug in the benchmark.
     try! ManagedIdentityClient(
         identity: identity,
-        configuration: .init(source: .imds, environment: environment, clock: clock, hostDiscriminator: "bench"),
+        configuration: .init(
+            source: .imds, environment: environment, clock: clock, hostDiscriminator: "bench", metricsFactory: metricsFactory),
         cache: cache, transport: endpoint)
 }
 
@@ -40,13 +43,16 @@ let resourceNames = (0..<100).map { "https://resource-\($0).example" }
 let timeMetrics: [BenchmarkMetric] = [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
 
 /// `resources` tokens for each of `identities` identities, all in one cache.
-func populated(identities: Int, resources: Int, cache: TokenCache) async -> [ManagedIdentityClient] {
+func populated(
+    identities: Int, resources: Int, cache: TokenCache, metricsFactory: (any MetricsFactory)? = nil
+) async -> [ManagedIdentityClient] {
     let clock = ManualClock(now: Date())
     // The quiet issuer costs next to nothing, so what is measured is the library.
     let endpoint = QuietIssuer()
     var clients: [ManagedIdentityClient] = []
     for index in 0..<identities {
-        let client = client(.clientID("identity-\(index)"), cache: cache, endpoint: endpoint, clock: clock)
+        let client = client(
+            .clientID("identity-\(index)"), cache: cache, endpoint: endpoint, clock: clock, metricsFactory: metricsFactory)
         for resource in 0..<resources { _ = try! await client.token(for: resourceNames[resource]) }
         clients.append(client)
     }
@@ -66,6 +72,17 @@ let benchmarks: @Sendable () -> Void = {
         }
     } setup: {
         await populated(identities: 1, resources: 1, cache: TokenCache())
+    }
+
+    // The same hit with a metrics backend that counts: each hit increments a counter and records
+    // the token's remaining lifetime on handlers made when the client was.
+    Benchmark("In-memory hit, 1 token, counting metrics backend", configuration: .init(scalingFactor: .kilo)) { benchmark, clients in
+        let client = clients[0]
+        for _ in benchmark.scaledIterations {
+            blackHole(try await client.token(for: resourceNames[0]))
+        }
+    } setup: {
+        await populated(identities: 1, resources: 1, cache: TokenCache(), metricsFactory: CountingMetrics())
     }
 
     Benchmark("In-memory hit, 100,000 tokens across 10,000 identities", configuration: .init(scalingFactor: .kilo)) {
