@@ -47,7 +47,7 @@ struct TokenCommand: AsyncParsableCommand {
     @Option(help: "Seconds one HTTP exchange may take.")
     var timeout: Int = 30
 
-    @Flag(help: "Log what happens on stderr (never a token or a secret).")
+    @Flag(help: "Tell on stderr what happens: the source and why, the cache's answer, each attempt and its time (never a token or a secret).")
     var verbose = false
 
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -69,7 +69,10 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let logger = makeLogger(verbose: verbose)
+        let started = ContinuousClock.now
+        let logger =
+            verbose
+            ? Logger(label: "managed-identity", factory: { _ in NarratingLogHandler(started: started) }) : makeLogger(verbose: false)
         do {
             let token = try await cacheOptions.withBackend { backend in
                 let cache = backend.map { TokenCache(backend: $0) } ?? TokenCache()
@@ -100,7 +103,29 @@ struct TokenCommand: AsyncParsableCommand {
                 arcKeyDirectory: arcKeyDirectory, hostDiscriminator: cacheOptions.hostID),
             cache: cache,
             logger: logger)
-        return try await client.token(for: resource, options: TokenRequestOptions(forceRefresh: forceRefresh))
+        if verbose {
+            let why = source == nil ? ManagedIdentitySource.detectionReason(in: environment) : "chosen with --source"
+            logger.info("source: \(client.source) (\(why))")
+            logger.info("identity: \(identity.kind.rawValue), cache: \(cacheOptions.cache.description)")
+        }
+        let started = ContinuousClock.now
+        let token = try await client.token(for: resource, options: TokenRequestOptions(forceRefresh: forceRefresh))
+        if verbose {
+            let elapsed = ContinuousClock.now - started
+            let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+            let origin = token.tokenSource == .cache ? "from the cache" : "from the identity endpoint"
+            let why: String =
+                switch token.cacheRefreshReason {
+                case .notApplicable: "a cache hit"
+                case .proactivelyRefreshed: "past its refresh time: served, and refreshed in the background"
+                case .noCachedAccessToken: "nothing was cached"
+                case .expired: "the cached token was about to expire"
+                case .forceRefreshOrClaims: "--force-refresh"
+                }
+            logger.info(
+                "token \(origin) (\(why)) in \(milliseconds) ms; it expires in \(Int(token.expiresOn.timeIntervalSinceNow)) s")
+        }
+        return token
     }
 
     /// Runs `body` against an in-process emulator of the chosen source, on a fixed port per source so a
@@ -115,15 +140,19 @@ struct TokenCommand: AsyncParsableCommand {
         func configuration(port: Int) -> EmulatorConfiguration {
             EmulatorConfiguration(source: source, port: port, arcKeyDirectory: keyDirectory)
         }
-        var emulator = try ManagedIdentityEmulator(configuration: configuration(port: port), logger: logger)
+        // The emulator's own lifecycle is not the story --verbose tells; its warnings are.
+        var emulatorLogger = logger
+        emulatorLogger.logLevel = .warning
+        var emulator = try ManagedIdentityEmulator(configuration: configuration(port: port), logger: emulatorLogger)
         do {
             try await emulator.start()
         } catch {
             // Another emulator holds the port; a free one works, though the cache cannot be reused across runs.
             logger.notice("emulator port \(port) is busy; using a free port")
-            emulator = try ManagedIdentityEmulator(configuration: configuration(port: 0), logger: logger)
+            emulator = try ManagedIdentityEmulator(configuration: configuration(port: 0), logger: emulatorLogger)
             try await emulator.start()
         }
+        if verbose { logger.info("emulator of \(source) started at \(emulator.endpoint)") }
         do {
             let result = try await body(
                 ManagedIdentityEnvironment(variables: emulator.environment), emulator.arcKeyDirectory)

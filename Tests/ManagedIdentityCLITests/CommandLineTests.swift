@@ -46,6 +46,42 @@ struct CommandLineTests {
         #expect(!list.output.contains(token["access_token"] as? String ?? "?"))
     }
 
+    /// `--verbose` tells the story in words on stderr (the source and why, the cache's answer, each
+    /// attempt with its status and time) and holds no token or secret.
+    @Test func verboseTellsTheSourceTheCacheOutcomeAndTheAttemptsWithoutSecrets() async throws {
+        let home = try TemporaryDirectory.make()
+        let keys = try TemporaryDirectory.make() + "/tokens"
+        let arguments = [
+            "token", "--emulator", "--source", "azure-arc", "--arc-key-dir", keys, "--resource", "https://vault.azure.net",
+            "--output", "token", "--verbose",
+        ]
+        let first = try await run(arguments, home: home)
+        #expect(first.status == 0, "\(first.errors)")
+        let token = first.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let story = first.errors
+        #expect(story.contains("source: azure-arc (chosen with --source)"))
+        #expect(story.contains("cache: sqlite:\(home)/managed-identity/tokens.sqlite"))
+        #expect(story.contains("(GET http://127.0.0.1:"))
+        #expect(story.contains("status 401"), "the Arc challenge leg is told")
+        #expect(story.contains("status 200"))
+        #expect(story.contains("2 attempts"))
+        #expect(story.contains("token from the identity endpoint (nothing was cached)"))
+        #expect(story.range(of: #"in \d+ ms"#, options: .regularExpression) != nil)
+        #expect(!story.contains("Starting service"), "the emulator's lifecycle is not the story")
+        let parts = token.split(separator: ".")
+        #expect(parts.count == 3)
+        #expect(!story.contains(token) && !story.contains(parts[1]), "the token reached stderr")
+        // The emulator's key files are gone when it stops; no 64-hex-digit key appears either.
+        #expect(story.range(of: "[0-9a-f]{64}", options: .regularExpression) == nil)
+
+        let second = try await run(arguments, home: home)
+        #expect(second.errors.contains("token from the cache (a cache hit)"))
+        #expect(!second.errors.contains("sending managed identity request"))
+
+        let detected = try await run(["token", "--emulator", "--resource", "https://vault.azure.net", "--cache", "memory", "--verbose"])
+        #expect(detected.errors.contains("source: imds (no other source's variables are set"))
+    }
+
     @Test(arguments: ManagedIdentitySource.allCases)
     func everySourceThroughItsEmulator(source: ManagedIdentitySource) async throws {
         var arguments = ["token", "--emulator", "--source", source.rawValue, "--resource", "https://storage.azure.com", "--cache", "memory", "--output", "token"]

@@ -55,4 +55,24 @@ struct SourceDetectionTests {
             environment: TestEnvironment.make(variables), source: .cloudShell, transport: FakeTransport(responses: []))
         #expect(client.source == .cloudShell)
     }
+
+    /// The reason names the variables that decided, never their values.
+    @Test(arguments: [
+        (TestEnvironment.serviceFabric, false, ManagedIdentitySource.serviceFabric, "IDENTITY_SERVER_THUMBPRINT are set"),
+        (TestEnvironment.appService, false, .appService, "IDENTITY_ENDPOINT and IDENTITY_HEADER are set"),
+        (TestEnvironment.machineLearning, false, .machineLearning, "MSI_ENDPOINT and MSI_SECRET are set"),
+        (TestEnvironment.cloudShell, false, .cloudShell, "MSI_ENDPOINT is set, MSI_SECRET is not"),
+        (TestEnvironment.azureArc, false, .azureArc, "IDENTITY_ENDPOINT and IMDS_ENDPOINT are set"),
+        ([:], true, .azureArc, "the Azure Arc agent is installed"),
+        ([:], false, .imds, "AZURE_POD_IDENTITY_AUTHORITY_HOST"),
+    ])
+    func theDetectionReasonNamesTheDecidingVariables(
+        variables: [String: String], arc: Bool, source: ManagedIdentitySource, reason: String
+    ) {
+        let environment = TestEnvironment.make(variables, arc: arc)
+        #expect(ManagedIdentitySource.detect(in: environment) == source)
+        let said = ManagedIdentitySource.detectionReason(in: environment)
+        #expect(said.contains(reason), "\(said)")
+        for value in environment.variables.values { #expect(!said.contains(value)) }
+    }
 }

@@ -90,6 +90,31 @@ extension ManagedIdentitySource {
         return .imds
     }
 
+    /// Why ``detect(in:)`` picks the source it picks, in a sentence naming the variables (never their
+    /// values) that decided it, for people reading a diagnosis.
+    public static func detectionReason(in environment: ManagedIdentityEnvironment = .current) -> String {
+        typealias V = ManagedIdentityVariable
+        let source = detect(in: environment)
+        switch source {
+        case .serviceFabric:
+            return "\(V.identityEndpoint), \(V.identityHeader) and \(V.identityServerThumbprint) are set"
+        case .appService:
+            return "\(V.identityEndpoint) and \(V.identityHeader) are set, \(V.identityServerThumbprint) is not"
+        case .machineLearning:
+            return "\(V.msiEndpoint) and \(V.msiSecret) are set"
+        case .cloudShell:
+            return "\(V.msiEndpoint) is set, \(V.msiSecret) is not"
+        case .azureArc:
+            return environment.value(V.imdsEndpoint) != nil && environment.value(V.identityEndpoint) != nil
+                ? "\(V.identityEndpoint) and \(V.imdsEndpoint) are set"
+                : "the Azure Arc agent is installed (\(ManagedIdentityEnvironment.arcAgentBinaryPath))"
+        case .imds:
+            let overridden = environment.value(V.podIdentityAuthorityHost) != nil
+            return "no other source's variables are set, so the Instance Metadata Service is used"
+                + (overridden ? ", at the address in \(V.podIdentityAuthorityHost)" : "")
+        }
+    }
+
     /// The variables this source reads, for error messages that tell the user what to set.
     public var variables: [String] {
         typealias V = ManagedIdentityVariable
