@@ -43,7 +43,7 @@ public enum ManagedIdentityMetrics {
 
     /// The dimension names.
     public enum Dimension {
-        /// The managed identity source (``ManagedIdentitySource/rawValue``).
+        /// The managed identity source (the raw value of ``ManagedIdentitySource``).
         public static let source = "source"
         /// What a lookup found (``LookupResult``).
         public static let result = "result"

@@ -12,9 +12,9 @@ public enum ManagedIdentityTracing {
 
     /// The attribute names of ``fetchTokenSpan``.
     public enum Attribute {
-        /// The managed identity source (``ManagedIdentitySource/rawValue``).
+        /// The managed identity source (the raw value of ``ManagedIdentitySource``).
         public static let source = "managed_identity.source"
-        /// The identity's kind (``ManagedIdentityID/Kind/rawValue``), never its id.
+        /// The identity's kind (the raw value of ``ManagedIdentityID/Kind``), never its id.
         public static let identityKind = "managed_identity.identity_kind"
         /// Why the endpoint was asked (``ManagedIdentityMetrics/LookupResult``: `miss`, `forced`, or
         /// `refresh_due` for a background refresh).
