@@ -239,12 +239,8 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
             let rows = try Row.fetchAll(
                 db, sql: "SELECT partition_key, source, identity_kind, identity_id, endpoint FROM partitions ORDER BY partition_key")
             return try rows.compactMap { row -> StoredTokenCachePartition? in
-                guard let key = TokenCachePartitionKey(rawValue: row["partition_key"]),
-                    let source = ManagedIdentitySource(rawValue: row["source"]),
-                    let kind = ManagedIdentityID.Kind(rawValue: row["identity_kind"]),
-                    let identity = ManagedIdentityID(kind: kind, id: row["identity_id"])
-                else { return nil }
-                let descriptor = TokenCachePartitionDescriptor(key: key, source: source, identity: identity, endpoint: row["endpoint"])
+                guard let descriptor = PartitionRow(row)?.descriptor else { return nil }
+                let key = descriptor.key
                 let entries = try self.entries(db, key: key, unsealing: false)
                 return StoredTokenCachePartition(descriptor: descriptor, entries: entries.map(StoredTokenCacheEntry.init))
             }
@@ -255,29 +251,26 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
 
     private func entries(_ db: Database, key: TokenCachePartitionKey, unsealing: Bool = true) throws -> [TokenCacheEntry] {
         let rows = try Row.fetchAll(
-            db.cachedStatement(
-                sql: "SELECT resource, token_type, access_token, expires_on, refresh_on, cached_at FROM tokens WHERE partition_key = ?"),
-            arguments: [key.rawValue])
+            db.cachedStatement(sql: "SELECT \(TokenRow.columns) FROM tokens WHERE partition_key = ?"), arguments: [key.rawValue])
         var entries: [TokenCacheEntry] = []
         entries.reserveCapacity(rows.count)
         for row in rows {
-            let resource: String = row["resource"]
-            let tokenType: String = row["token_type"]
-            let stored: String = row["access_token"]
+            guard let fields = TokenRow(row) else {
+                logger.error("a row of the token cache holds a value of the wrong type; ignoring it")
+                continue
+            }
             let token: String
             if unsealing {
-                guard let opened = try unseal(stored, key: key, resource: resource, tokenType: tokenType) else { continue }
+                guard let opened = try unseal(fields.storedToken, key: key, resource: fields.resource, tokenType: fields.tokenType)
+                else { continue }
                 token = opened
             } else {
                 token = "<not read>"
             }
-            let expiresOn: Int64 = row["expires_on"]
-            let refreshOn: Int64? = row["refresh_on"]
-            let cachedAt: Int64 = row["cached_at"]
             entries.append(
                 TokenCacheEntry(
-                    partitionKey: key, resource: resource, tokenType: tokenType, accessToken: token,
-                    expiresOnEpoch: expiresOn, refreshOnEpoch: refreshOn, cachedAtEpoch: cachedAt))
+                    partitionKey: key, resource: fields.resource, tokenType: fields.tokenType, accessToken: token,
+                    expiresOnEpoch: fields.expiresOn, refreshOnEpoch: fields.refreshOn, cachedAtEpoch: fields.cachedAt))
         }
         return entries
     }

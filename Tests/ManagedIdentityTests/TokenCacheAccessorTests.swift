@@ -66,6 +66,45 @@ struct TokenCacheAccessorTests {
             })
     }
 
+    /// Holds the first write until released, as a backend whose disk or lock stalls does.
+    final class StallingBackend: TokenCacheBackend {
+        let stalled = Counter()
+        private let release: AsyncStream<Void>
+        let releaser: AsyncStream<Void>.Continuation
+        init() { (release, releaser) = AsyncStream.makeStream(of: Void.self) }
+        func beforeAccess(_ notification: TokenCacheNotification) async throws {}
+        func afterAccess(_ notification: TokenCacheNotification) async throws {}
+        func beforeWrite(_ notification: TokenCacheNotification) async throws {
+            guard stalled.value == 0 else { return }
+            stalled.increment()
+            for await _ in release { break }
+        }
+    }
+
+    /// Found by the isolation property test: a caller that joined a request whose token expired
+    /// while the request's write stalled was handed that expired token. Both callers now get a
+    /// valid one.
+    @Test func aTokenThatExpiredWhileItsRequestStalledIsNotHandedOut() async throws {
+        let clock = ManualClock()
+        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
+        endpoint.setLifetime(400)
+        let backend = StallingBackend()
+        let client = try ManagedIdentityClient(
+            configuration: .init(environment: environment, clock: clock, hostDiscriminator: "h"),
+            cache: TokenCache(backend: backend), transport: endpoint)
+        let first = Task { try await client.token(for: "https://stall.example") }
+        while backend.stalled.value == 0 { await Task.yield() }
+        let second = Task { try await client.token(for: "https://stall.example") }
+        for _ in 0..<100 { await Task.yield() }
+        clock.advance(by: 500)
+        backend.releaser.yield()
+        for token in [try await first.value, try await second.value] {
+            #expect(token.expiresOn > clock.now, "an expired token was handed out")
+            #expect(token.tokenSource == .identityProvider)
+        }
+        #expect(endpoint.requestCount >= 2)
+    }
+
     @Test func anErrorOfTheFetchIsTheAnswerNeverAReasonToFetchAgain() async throws {
         let fetches = Counter()
         let accessor = makeAccessor(backend: InMemoryTokenCacheBackend(), fetches: fetches, fail: true)

@@ -119,3 +119,42 @@ struct CorruptionTests {
         #expect(TokenClaims(token: token.token)?.audience == "https://a")
     }
 }
+
+/// A SQLite row whose values have other types than the schema says (a table written without STRICT
+/// or NOT NULL by another program passes the schema check) is ignored, never a trap in GRDB.
+struct SQLiteRowDecodingTests {
+    @Test func aRowWithAValueOfTheWrongTypeDoesNotDecode() {
+        let good: [String: DatabaseValue] = [
+            "resource": "https://r".databaseValue, "token_type": "Bearer".databaseValue, "access_token": "t".databaseValue,
+            "expires_on": Int64(2_000_000_000).databaseValue, "refresh_on": DatabaseValue.null, "cached_at": Int64(1).databaseValue,
+        ]
+        #expect(TokenRow(Row(good)) == TokenRow(resource: "https://r", tokenType: "Bearer", storedToken: "t", expiresOn: 2_000_000_000, refreshOn: nil, cachedAt: 1))
+        let damaged: [(String, DatabaseValue)] = [
+            ("resource", .null), ("token_type", Data([0x00]).databaseValue), ("access_token", .null),
+            ("expires_on", 2.5.databaseValue), ("expires_on", "soon".databaseValue), ("refresh_on", "later".databaseValue),
+            ("cached_at", .null),
+        ]
+        for (column, value) in damaged {
+            var row = good
+            row[column] = value
+            #expect(TokenRow(Row(row)) == nil, "\(column) = \(value) decoded")
+        }
+        var missing = good
+        missing["resource"] = nil
+        #expect(TokenRow(Row(missing)) == nil)
+    }
+
+    @Test func aPartitionRowWithAValueOfTheWrongTypeDoesNotDecode() {
+        let key = TokenCachePartitionKey(source: .imds, endpoint: "http://e", identity: .systemAssigned, hostDiscriminator: "h")
+        let good: [String: DatabaseValue] = [
+            "partition_key": key.rawValue.databaseValue, "source": "imds".databaseValue, "identity_kind": "system_assigned".databaseValue,
+            "identity_id": DatabaseValue.null, "endpoint": "http://e".databaseValue,
+        ]
+        #expect(PartitionRow(Row(good))?.descriptor.key == key)
+        for column in good.keys {
+            var row = good
+            row[column] = Int64(7).databaseValue
+            #expect(PartitionRow(Row(row)) == nil, "\(column) as an integer decoded")
+        }
+    }
+}

@@ -111,8 +111,16 @@ final class TokenCacheAccessor: Sendable {
             // A forced request wants a new token, not the result of one already in flight.
             return handedOut(try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger))
         }
-        let (token, started) = try await partition.inflight.run(entryKey) { [self] in
+        let (shared, started) = try await partition.inflight.run(entryKey) { [self] in
             try await fetchCoordinated(fetch, entryKey: entryKey, request: .normal, reason: reason, logger: logger)
+        }
+        var token = shared
+        if token.expiresOn <= clock.now {
+            // The request this caller waited on got its token long enough ago (a backend write that
+            // hung, a refresh that waited on another host) for it to have expired since: it is
+            // nobody's answer. Ask again, alone.
+            logger.info("the token of the request waited on expired meanwhile; asking the endpoint again")
+            token = try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger)
         }
         handedOut(token)
         if started { return token }
