@@ -117,15 +117,11 @@ struct CacheOptions: ParsableArguments {
 
     func encryptionKey() throws -> SymmetricKey? {
         guard let encryptionKeyFile else { return nil }
-        guard let data = FileManager.default.contents(atPath: encryptionKeyFile) else {
-            throw CommandFailure(code: "cache", message: "cannot read the encryption key file \(encryptionKeyFile)")
+        do {
+            return try TokenCacheEncryptionKey.load(contentsOfFile: encryptionKeyFile)
+        } catch {
+            throw CommandFailure(code: "cache", message: error.message)
         }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if data.count == 32 { return SymmetricKey(data: data) }
-        if text.utf8.count == 64, let bytes = Hex.decode(text) { return SymmetricKey(data: bytes) }
-        if let bytes = Data(base64Encoded: text), bytes.count == 32 { return SymmetricKey(data: bytes) }
-        throw CommandFailure(
-            code: "cache", message: "the encryption key file must hold 32 bytes: raw, as 64 hex digits, or base64")
     }
 
     /// Runs `body` with the chosen backend open, or `nil` for the memory cache.

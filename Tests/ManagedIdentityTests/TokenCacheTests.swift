@@ -431,4 +431,25 @@ struct PartitionDocumentTests {
         #expect(decoded.descriptor == descriptor)
         #expect(Set(decoded.entries) == Set(entries))
     }
+
+    /// Found by FuzzPartitionDocument (Fuzz/Regressions/FuzzPartitionDocument/duplicate-target): a
+    /// document whose two records (under different JSON keys) name one resource decoded to two
+    /// entries for it, and which one a partition then kept depended on the order the object was
+    /// read in. The newer is kept, whatever the order, and the document round-trips.
+    @Test func twoRecordsForOneResourceKeepTheNewerInEitherOrder() throws {
+        let key = "mi1-4e5afc0e53caefd5e15d14f46c48d8a8ebd3e6204c8329fc27ecca748ac16703"
+        func record(_ jsonKey: String, secret: String, cachedAt: Int) -> String {
+            #""\#(jsonKey)":{"cached_at":"\#(cachedAt)","client_id":"system_assigned_managed_identity","credential_type":"AccessToken","environment":"managed_identity","expires_on":"1796125911","extended_expires_on":"1796125911","realm":"managed_identity","secret":"\#(secret)","target":"https://storage.azure.com","token_type":"Bearer"}"#
+        }
+        let older = record("-managed_identity-accesstoken-system_assigned_managed_identity-managed_identity-https://vault.azure.net-bearer", secret: "older", cachedAt: 1_796_122_311)
+        let newer = record("-managed_identity-accesstoken-system_assigned_managed_identity-managed_identity-https://storage.azure.com-bearer", secret: "newer", cachedAt: 1_796_122_312)
+        let header = #""ManagedIdentityPartition":{"endpoint":"http://127.0.0.1:47580/metadata/identity/oauth2/token","identity_kind":"system_assigned","partition_key":"\#(key)","source":"imds","version":1}"#
+        for records in [[older, newer], [newer, older]] {
+            let document = Array(("{\"AccessToken\":{" + records.joined(separator: ",") + "}," + header + "}").utf8)
+            let decoded = try PartitionDocument.decode(document)
+            #expect(decoded.entries.map(\.accessToken) == ["newer"])
+            let again = try PartitionDocument.decode(PartitionDocument.encode(descriptor: decoded.descriptor, entries: decoded.entries))
+            #expect(again.entries == decoded.entries)
+        }
+    }
 }

@@ -122,6 +122,10 @@ public enum PartitionDocument {
         }
         var entries: [TokenCacheEntry] = []
         entries.reserveCapacity(document.accessToken.count)
+        // Records are keyed by resource and token type in memory, whatever their JSON keys say. Two
+        // records for one (a hand-edited or damaged file: found by fuzzing) keep the newer, as the
+        // retention rule does, so the result is the same whatever order the object is read in.
+        var positions: [TokenCacheEntryKey: Int] = [:]
         for record in document.accessToken.values {
             guard record.credentialType == "AccessToken", !record.secret.isEmpty, !record.target.isEmpty,
                 let cachedAt = parseEpoch(record.cachedAt), let expiresOn = parseEpoch(record.expiresOn)
@@ -135,16 +139,29 @@ public enum PartitionDocument {
                 }
                 refreshOn = parsed
             }
-            entries.append(
-                TokenCacheEntry(
-                    partitionKey: key, resource: record.target, tokenType: record.tokenType ?? "Bearer",
-                    accessToken: record.secret, expiresOn: expiresOn, refreshOn: refreshOn, cachedAt: cachedAt))
+            let entry = TokenCacheEntry(
+                partitionKey: key, resource: record.target, tokenType: record.tokenType ?? "Bearer",
+                accessToken: record.secret, expiresOn: expiresOn, refreshOn: refreshOn, cachedAt: cachedAt)
+            if let position = positions[entry.key] {
+                if Self.replaces(entry, entries[position]) { entries[position] = entry }
+            } else {
+                positions[entry.key] = entries.count
+                entries.append(entry)
+            }
         }
         return Decoded(
             partitionKey: key,
             descriptor: TokenCachePartitionDescriptor(
                 key: key, source: source, identity: identity, endpoint: header.endpoint),
             entries: entries)
+    }
+
+    /// Which of two records of one key a document keeps: the newer (``TokenCacheRetention``'s rule),
+    /// then the later expiry, then the greater token, so that the choice does not depend on order.
+    static func replaces(_ candidate: TokenCacheEntry, _ kept: TokenCacheEntry) -> Bool {
+        if candidate.cachedAt != kept.cachedAt { return TokenCacheRetention.storedWins(candidate, over: kept) }
+        if candidate.expiresOn != kept.expiresOn { return candidate.expiresOn > kept.expiresOn }
+        return kept.accessToken.utf8.lexicographicallyPrecedes(candidate.accessToken.utf8)
     }
 
     static func epochString(_ date: Date) -> String {

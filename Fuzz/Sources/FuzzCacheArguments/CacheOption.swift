@@ -1,0 +1,1 @@
+../../../Sources/ManagedIdentityCLI/CacheOption.swift
