@@ -178,7 +178,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Starting built executables and making private directories, for the tests that run processes.
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
+        .target(
+            name: "TestSupport", dependencies: ["ManagedIdentity", "ManagedIdentityTesting"], path: "Tests/TestSupport",
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "PersistentCacheTests",
             dependencies: [

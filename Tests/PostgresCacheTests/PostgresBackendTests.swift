@@ -193,3 +193,29 @@ extension PostgresTokenCacheBackend.Configuration {
         return copy
     }
 }
+
+/// ``IsolationProperty`` over PostgreSQL: 10,000 random operations, two hosts on one database, with
+/// per-host partitions and with user-assigned identities shared between the hosts.
+struct PostgresIsolationPropertyTests {
+    @Test(arguments: [false, true])
+    func noRequestIsAnsweredWithAnotherIdentitysHostsOrResourcesTokenNorAnExpiredOne(sharing: Bool) async throws {
+        let database = try TestDatabase()
+        // A restarted host's previous backend is stopped first, as a restarted process's is, so
+        // the run holds two backends' connections at most.
+        let running = Mutex<[String: Task<Void, any Error>]>([:])
+        defer { for task in running.withLock({ $0.values }) { task.cancel() } }
+        let outcome = try await IsolationProperty(seed: sharing ? 0x5EED_0000_0000_0011 : 0x5EED_0000_0000_0010, restarts: true).run { host in
+            let previous = running.withLock { $0.removeValue(forKey: host) }
+            previous?.cancel()
+            _ = await previous?.result
+            let backend = try PostgresTokenCacheBackend(configuration: database.configuration(hostID: host, sharing: sharing))
+            running.withLock { $0[host] = Task { try await backend.run() } }
+            try await backend.waitUntilReady(timeout: .seconds(30))
+            return TokenCache(backend: backend)
+        }
+        #expect(outcome.violations.isEmpty, "\(outcome.violations.prefix(5))")
+        #expect(outcome.served > 8_000)
+        #expect(outcome.fromCache > outcome.served / 4, "\(outcome.fromCache) of \(outcome.served) served from the cache")
+        #expect(outcome.restarts > 50)
+    }
+}
