@@ -33,6 +33,9 @@ public func fuzzEmulatorRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt
     }
     let request = EmulatorRequest(method: method, path: path, query: query, headers: headers, body: input.rest())
     let response = runBlocking { await handler.handle(request) }
+    // Each input starts from a fresh emulator: counts, violations and Arc key files do not pile up.
+    handler.state.resetCounts()
+    for path in handler.state.takeArcKeyFiles() { try? FileManager.default.removeItem(atPath: path) }
     if !(100..<600).contains(response.status) { finding("an invalid status \(response.status)") }
     if !response.body.isEmpty, (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) == nil {
         finding("a body that is not JSON: \(response.body.prefix(80))")

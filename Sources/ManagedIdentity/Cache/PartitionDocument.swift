@@ -40,11 +40,26 @@ public enum PartitionDocument {
         var out: [UInt8] = []
         out.reserveCapacity(256 + entries.count * 640)
         out.append(contentsOf: #"{"AccessToken":{"#.utf8)
+        // MSAL's keys are lower-cased, so two resources that differ only in case (both legitimate
+        // in memory) would share one: JSON keeps one of two equal keys, and a token was lost on the
+        // next read (found by fuzzing). A repeated key gets a numbered suffix; readers go by
+        // `target`, never by the key.
+        // Hashes of the keys written: a collision of two different keys only adds a needless suffix.
+        var keys = Set<Int>()
+        keys.reserveCapacity(entries.count)
         for (index, entry) in entries.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
+            let start = out.count
             JSONWriter.lowercasedKey(
                 ["", "managed_identity", "accesstoken", clientID, "managed_identity", entry.resource, entry.tokenType],
                 into: &out)
+            var suffix = 1
+            while !keys.insert(Self.hash(out[start...])).inserted {
+                out.removeLast()  // the closing quote
+                if suffix > 1 { out.removeLast(String(suffix).utf8.count + 1) }
+                suffix += 1
+                out.append(contentsOf: "-\(suffix)\"".utf8)
+            }
             out.append(contentsOf: #":{"cached_at":"#.utf8)
             JSONWriter.string(epochString(entry.cachedAt), into: &out)
             out.append(contentsOf: #","client_id":"#.utf8)
@@ -154,6 +169,12 @@ public enum PartitionDocument {
             descriptor: TokenCachePartitionDescriptor(
                 key: key, source: source, identity: identity, endpoint: header.endpoint),
             entries: entries)
+    }
+
+    static func hash(_ bytes: ArraySlice<UInt8>) -> Int {
+        var hasher = Hasher()
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        return hasher.finalize()
     }
 
     /// Which of two records of one key a document keeps: the newer (``TokenCacheRetention``'s rule),
