@@ -15,6 +15,9 @@ struct EmulatorCommand: AsyncParsableCommand {
             Binds to 127.0.0.1 only. Faults can also be changed while it runs:
               curl -X POST http://127.0.0.1:PORT/__emulator/faults -d '{"fail_next":2,"status":503}'
               curl http://127.0.0.1:PORT/__emulator/stats
+            With --source workload-identity it plays Microsoft Entra ID's token endpoint over HTTPS, writes its
+            CA certificate (ca_file) and a federated token file, and reports the four AZURE_* variables:
+              curl --cacert CA_FILE -X POST https://127.0.0.1:PORT/__emulator/rotate
             """
     )
 
@@ -53,6 +56,21 @@ struct EmulatorCommand: AsyncParsableCommand {
 
     @Option(help: "Wait this many milliseconds before answering each request.")
     var delayMs: Int = 0
+
+    @Option(help: "Workload identity: refuse this many of the next token requests with Microsoft Entra's error for --entra-error-code.")
+    var entraErrorNext: Int = 0
+
+    @Option(help: "Workload identity: the AADSTS code of those refusals (70021, 700211, 700212, 700213, 700024, 90061, 700016, 50020).")
+    var entraErrorCode: Int = 700213
+
+    @Option(help: "Workload identity: the tenant it plays.")
+    var tenantID: String = EmulatorConfiguration.defaultTenantID
+
+    @Option(help: "Workload identity: where ca.pem and the federated token file are written (default: a private temporary directory).")
+    var workloadIdentityDir: String?
+
+    @Option(help: "Workload identity: the lifetime of the federated token it writes, in seconds (negative writes an expired one).")
+    var federatedTokenLifetime: Int = 3600
 
     @Option(help: "The secret clients must send (default: random).")
     var secret: String?
@@ -99,12 +117,13 @@ struct EmulatorCommand: AsyncParsableCommand {
                 configuration: EmulatorConfiguration(
                     source: source, port: port, identities: identities, arcKeyDirectory: arcKeyDir, secret: secret,
                     tokenLifetime: lifetime,
-                    expiresOnFormat: expiresOnFormat, refreshIn: refreshIn),
+                    expiresOnFormat: expiresOnFormat, refreshIn: refreshIn, tenantID: tenantID,
+                    workloadIdentityDirectory: workloadIdentityDir, federatedTokenLifetime: federatedTokenLifetime),
                 logger: logger)
             emulator.inject(
                 EmulatorFaults(
                     failNext: failNext, status: failStatus, retryAfter: retryAfter, malformedJSONNext: malformedJSONNext,
-                    delayMilliseconds: delayMs))
+                    delayMilliseconds: delayMs, entraErrorNext: entraErrorNext, entraErrorCode: entraErrorCode))
             let service = EmulatorService(emulator: emulator, envFile: envFile)
             let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
@@ -134,7 +153,8 @@ struct EmulatorService: Service {
         let ready = ReadyLine(
             event: "ready", source: emulator.configuration.source.rawValue, endpoint: emulator.endpoint,
             port: emulator.port, environment: emulator.environment, thumbprint: emulator.thumbprint,
-            arcKeyDirectory: emulator.arcKeyDirectory, identities: emulator.configuration.identities)
+            arcKeyDirectory: emulator.arcKeyDirectory, caFile: emulator.caFile,
+            federatedTokenFile: emulator.federatedTokenFile, identities: emulator.configuration.identities)
         return (try? jsonLine(ready)) ?? #"{"event":"ready"}"#
     }
 
@@ -146,11 +166,15 @@ struct EmulatorService: Service {
         var environment: [String: String]
         var thumbprint: String?
         var arcKeyDirectory: String?
+        var caFile: String?
+        var federatedTokenFile: String?
         var identities: [EmulatedIdentity]
 
         enum CodingKeys: String, CodingKey {
             case event, source, endpoint, port, environment, thumbprint, identities
             case arcKeyDirectory = "arc_key_directory"
+            case caFile = "ca_file"
+            case federatedTokenFile = "federated_token_file"
         }
     }
 }

@@ -10,8 +10,8 @@ struct TokenCommand: AsyncParsableCommand {
         abstract: "Get a token for a resource, from the cache or from the host's managed identity source.",
         discussion: """
             The source is detected from the environment as MSAL.NET does (Service Fabric, App Service,
-            Machine Learning, Cloud Shell, Azure Arc, then IMDS). With --emulator, a local emulator of the
-            source is started in this process and the client is pointed at it.
+            Machine Learning, Cloud Shell, Azure Arc, workload identity, then IMDS). With --emulator, a
+            local emulator of the source is started in this process and the client is pointed at it.
             """
     )
 
@@ -43,6 +43,11 @@ struct TokenCommand: AsyncParsableCommand {
 
     @Option(help: "The directory Azure Arc key files must be in (default: the platform's).")
     var arcKeyDir: String?
+
+    @Option(
+        name: .customLong("ca-file"),
+        help: "Workload identity: a PEM file of certificates to trust for the authority instead of the system's (the emulator's ca_file).")
+    var caFile: String?
 
     @Option(help: "Seconds one HTTP exchange may take.")
     var timeout: Int = 30
@@ -77,11 +82,12 @@ struct TokenCommand: AsyncParsableCommand {
             let token = try await cacheOptions.withBackend { backend in
                 let cache = backend.map { TokenCache(backend: $0) } ?? TokenCache()
                 if emulator {
-                    return try await withEmulator(logger: logger) { environment, keyDirectory in
-                        try await fetch(environment: environment, arcKeyDirectory: keyDirectory, cache: cache, logger: logger)
+                    return try await withEmulator(logger: logger) { environment, keyDirectory, caFile in
+                        try await fetch(
+                            environment: environment, arcKeyDirectory: keyDirectory, caFile: caFile, cache: cache, logger: logger)
                     }
                 }
-                return try await fetch(environment: .current, arcKeyDirectory: arcKeyDir, cache: cache, logger: logger)
+                return try await fetch(environment: .current, arcKeyDirectory: arcKeyDir, caFile: caFile, cache: cache, logger: logger)
             }
             print(try render(token))
         } catch let error as ManagedIdentityError where error.code == .unreachableNetwork && !emulator {
@@ -94,19 +100,20 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     private func fetch(
-        environment: ManagedIdentityEnvironment, arcKeyDirectory: String?, cache: TokenCache, logger: Logger
+        environment: ManagedIdentityEnvironment, arcKeyDirectory: String?, caFile: String?, cache: TokenCache, logger: Logger
     ) async throws -> AccessToken {
         let client = try ManagedIdentityClient(
             identity: identity,
             configuration: .init(
                 source: source, environment: environment, requestTimeout: .seconds(timeout),
-                arcKeyDirectory: arcKeyDirectory, hostDiscriminator: cacheOptions.hostID),
+                arcKeyDirectory: arcKeyDirectory, workloadIdentity: WorkloadIdentityOptions(trustedCertificatesFile: caFile),
+                hostDiscriminator: cacheOptions.hostID),
             cache: cache,
             logger: logger)
         if verbose {
             let why = source == nil ? ManagedIdentitySource.detectionReason(in: environment) : "chosen with --source"
             logger.info("source: \(client.source) (\(why))")
-            logger.info("identity: \(identity.kind.rawValue), cache: \(cacheOptions.cache.description)")
+            logger.info("identity: \(client.partitionDescriptor.identity.kind.rawValue), cache: \(cacheOptions.cache.description)")
         }
         let started = ContinuousClock.now
         let token = try await client.token(for: resource, options: TokenRequestOptions(forceRefresh: forceRefresh))
@@ -131,7 +138,7 @@ struct TokenCommand: AsyncParsableCommand {
     /// Runs `body` against an in-process emulator of the chosen source, on a fixed port per source so a
     /// second run finds the first run's tokens in the cache.
     private func withEmulator<Result: Sendable>(
-        logger: Logger, _ body: (ManagedIdentityEnvironment, String?) async throws -> Result
+        logger: Logger, _ body: (ManagedIdentityEnvironment, String?, String?) async throws -> Result
     ) async throws -> Result {
         let source = source ?? .imds
         let port = 47_580 + (ManagedIdentitySource.allCases.firstIndex(of: source) ?? 0)
@@ -155,7 +162,7 @@ struct TokenCommand: AsyncParsableCommand {
         if verbose { logger.info("emulator of \(source) started at \(emulator.endpoint)") }
         do {
             let result = try await body(
-                ManagedIdentityEnvironment(variables: emulator.environment), emulator.arcKeyDirectory)
+                ManagedIdentityEnvironment(variables: emulator.environment), emulator.arcKeyDirectory, caFile ?? emulator.caFile)
             await emulator.stop()
             return result
         } catch {

@@ -19,6 +19,16 @@ public struct EmulatorConfiguration: Sendable {
     public var expiresOnFormat: ExpiresOnFormat
     /// A `refresh_in` to add to responses, in seconds.
     public var refreshIn: Int?
+    /// Workload identity: the tenant the emulated Microsoft Entra ID is; requests naming another are refused.
+    public var tenantID: String
+    /// Workload identity: where the CA certificate (`ca.pem`) and the federated token file
+    /// (`azure-identity-token`) are written. `nil` makes a private temporary directory, removed at stop.
+    public var workloadIdentityDirectory: String?
+    /// Workload identity: the lifetime of the federated (service-account) tokens it writes, in seconds.
+    public var federatedTokenLifetime: Int
+
+    /// The tenant of the emulated Microsoft Entra ID, fixed so a cache survives emulator restarts.
+    public static let defaultTenantID = "7e7a7e7a-0000-4000-8000-00000000e17a"
 
     /// Creates a configuration; only the source is required.
     public init(
@@ -29,7 +39,10 @@ public struct EmulatorConfiguration: Sendable {
         secret: String? = nil,
         tokenLifetime: Int = 3600,
         expiresOnFormat: ExpiresOnFormat = .sourceDefault,
-        refreshIn: Int? = nil
+        refreshIn: Int? = nil,
+        tenantID: String = EmulatorConfiguration.defaultTenantID,
+        workloadIdentityDirectory: String? = nil,
+        federatedTokenLifetime: Int = 3600
     ) {
         self.source = source
         self.port = port
@@ -39,6 +52,9 @@ public struct EmulatorConfiguration: Sendable {
         self.tokenLifetime = tokenLifetime
         self.expiresOnFormat = expiresOnFormat
         self.refreshIn = refreshIn
+        self.tenantID = tenantID
+        self.workloadIdentityDirectory = workloadIdentityDirectory
+        self.federatedTokenLifetime = federatedTokenLifetime
     }
 
     /// The path each source serves tokens on.
@@ -47,6 +63,7 @@ public struct EmulatorConfiguration: Sendable {
         case .imds, .azureArc, .serviceFabric: "/metadata/identity/oauth2/token"
         case .appService, .machineLearning: "/msi/token"
         case .cloudShell: "/oauth2/token"
+        case .workloadIdentity: "/\(tenantID)/oauth2/v2.0/token"
         }
     }
 }

@@ -37,6 +37,8 @@ struct EmulatorRequestHandler: Sendable {
     let secret: String
     let arcKeyDirectory: String?
     let now: @Sendable () -> Date
+    /// Workload identity: writes a new federated token file (the `rotate` control endpoint).
+    var rotateFederatedToken: (@Sendable () throws -> Void)? = nil
 
     /// Every parameter name any source uses to select a user-assigned identity.
     static let identityParameterNames: Set<String> = [
@@ -56,6 +58,7 @@ struct EmulatorRequestHandler: Sendable {
         // The agent ignores mi_res_id: a client sending it would silently get the system identity's token.
         case .azureArc: ["client_id": .clientID, "object_id": .objectID, "msi_res_id": .resourceID]
         case .serviceFabric: ["principalId": .objectID]
+        case .workloadIdentity: [:]
         }
     }
 
@@ -67,6 +70,7 @@ struct EmulatorRequestHandler: Sendable {
         case .cloudShell: []
         case .azureArc: ["2019-11-01", "2020-06-01"]
         case .serviceFabric: ["2019-07-01-preview", "2020-05-01"]
+        case .workloadIdentity: []
         }
     }
 
@@ -94,6 +98,7 @@ struct EmulatorRequestHandler: Sendable {
     }
 
     private func respond(to request: EmulatorRequest) throws -> EmulatorResponse {
+        if configuration.source == .workloadIdentity { return try respondAsEntra(to: request) }
         guard request.path == configuration.tokenPath else {
             throw violation(404, code: "not_found", "No managed identity endpoint at \(request.path); the token path is \(configuration.tokenPath).")
         }
@@ -157,6 +162,9 @@ struct EmulatorRequestHandler: Sendable {
             return response
         case .malformedJSON:
             return EmulatorResponse(status: 200, headers: [("Content-Type", "application/json")], body: "|\"access_token\":\"x\"")
+        case .entraError:
+            // Only workload identity's Entra answers with AADSTS codes; elsewhere the fault is a plain 400.
+            return errorResponse(status: 400, code: "invalid_request", message: "Injected fault (400).")
         case nil:
             return issue(for: identity, resource: resource, selector: selectors.first?.name)
         }
@@ -180,6 +188,8 @@ struct EmulatorRequestHandler: Sendable {
             guard request.header("secret") == secret else {
                 throw violation(401, code: "SecretHeaderNotFound", "Secret is not found in the request headers.")
             }
+        case .workloadIdentity:
+            break  // The assertion is the credential; respondAsEntra checks it.
         }
     }
 
@@ -290,6 +300,8 @@ struct EmulatorRequestHandler: Sendable {
             body = #"{"error":"# + JSONText.object([("correlationId", correlationID), ("code", code), ("message", message)]) + "}"
         case .imds, .azureArc, .machineLearning:
             body = JSONText.object([("error", code), ("error_description", message), ("correlation_id", correlationID)])
+        case .workloadIdentity:
+            return entraError(status: status, error: code, code: nil, description: message, correlationID: correlationID)
         }
         return EmulatorResponse(status: status, headers: [("Content-Type", "application/json")], body: body)
     }

@@ -45,14 +45,24 @@ public struct EmulatorFaults: Sendable, Codable, Equatable {
     public var malformedJSONNext: Int
     /// Wait this long before answering every request.
     public var delayMilliseconds: Int
+    /// Workload identity: refuse this many of the next token requests with Microsoft Entra's error for
+    /// ``entraErrorCode``.
+    public var entraErrorNext: Int
+    /// The AADSTS code of those refusals (70021, 700211, 700212, 700213, 700024, 90061, 700016, 50020).
+    public var entraErrorCode: Int
 
     /// Creates faults; none by default.
-    public init(failNext: Int = 0, status: Int = 500, retryAfter: String? = nil, malformedJSONNext: Int = 0, delayMilliseconds: Int = 0) {
+    public init(
+        failNext: Int = 0, status: Int = 500, retryAfter: String? = nil, malformedJSONNext: Int = 0,
+        delayMilliseconds: Int = 0, entraErrorNext: Int = 0, entraErrorCode: Int = 700213
+    ) {
         self.failNext = failNext
         self.status = status
         self.retryAfter = retryAfter
         self.malformedJSONNext = malformedJSONNext
         self.delayMilliseconds = delayMilliseconds
+        self.entraErrorNext = entraErrorNext
+        self.entraErrorCode = entraErrorCode
     }
 
     enum CodingKeys: String, CodingKey {
@@ -61,6 +71,21 @@ public struct EmulatorFaults: Sendable, Codable, Equatable {
         case retryAfter = "retry_after"
         case malformedJSONNext = "malformed_json_next"
         case delayMilliseconds = "delay_ms"
+        case entraErrorNext = "entra_error_next"
+        case entraErrorCode = "entra_error_code"
+    }
+
+    /// Reads faults from JSON in which every field may be left out.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            failNext: try container.decodeIfPresent(Int.self, forKey: .failNext) ?? 0,
+            status: try container.decodeIfPresent(Int.self, forKey: .status) ?? 500,
+            retryAfter: try container.decodeIfPresent(String.self, forKey: .retryAfter),
+            malformedJSONNext: try container.decodeIfPresent(Int.self, forKey: .malformedJSONNext) ?? 0,
+            delayMilliseconds: try container.decodeIfPresent(Int.self, forKey: .delayMilliseconds) ?? 0,
+            entraErrorNext: try container.decodeIfPresent(Int.self, forKey: .entraErrorNext) ?? 0,
+            entraErrorCode: try container.decodeIfPresent(Int.self, forKey: .entraErrorCode) ?? 700213)
     }
 }
 
@@ -79,11 +104,14 @@ final class EmulatorState: Sendable {
         var refreshIn: Int?
         /// Issued Arc keys and when they stop being accepted.
         var arcKeys: [String: (path: String, expires: Date)] = [:]
+        /// The federated token file's current content and its expiry: the only assertion accepted.
+        var federatedToken: (content: String, expires: Date)?
     }
 
     enum Fault {
         case fail(status: Int, retryAfter: String?)
         case malformedJSON
+        case entraError(code: Int)
     }
 
     let state: Mutex<State>
@@ -112,6 +140,10 @@ final class EmulatorState: Sendable {
             if state.faults.malformedJSONNext > 0 {
                 state.faults.malformedJSONNext -= 1
                 return .malformedJSON
+            }
+            if state.faults.entraErrorNext > 0 {
+                state.faults.entraErrorNext -= 1
+                return .entraError(code: state.faults.entraErrorCode)
             }
             return nil
         }
@@ -166,6 +198,12 @@ final class EmulatorState: Sendable {
             return entry.expires > now
         }
     }
+
+    func setFederatedToken(_ content: String, expires: Date) {
+        state.withLock { $0.federatedToken = (content, expires) }
+    }
+
+    var federatedToken: (content: String, expires: Date)? { state.withLock { $0.federatedToken } }
 
     func takeArcKeyFiles() -> [String] {
         state.withLock { state in

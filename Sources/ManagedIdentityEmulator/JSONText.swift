@@ -10,6 +10,8 @@ enum JSONText {
         switch value {
         case let int as Int: String(int)
         case let string as String: Self.string(string)
+        case let ints as [Int]: "[" + ints.map(String.init).joined(separator: ",") + "]"
+        case let strings as [String]: "[" + strings.map(Self.string).joined(separator: ",") + "]"
         default: "null"
         }
     }

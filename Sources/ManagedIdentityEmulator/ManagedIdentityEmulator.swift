@@ -34,6 +34,9 @@ public final class ManagedIdentityEmulator: Sendable {
 
     let state: EmulatorState
     private let certificate: SelfSignedCertificate?
+    private let authority: EmulatorCertificateAuthority?
+    /// Workload identity's files, and whether the emulator made their directory (and so removes it).
+    private let workloadIdentityFiles: (directory: String, owned: Bool)?
     private let logger: Logger
     private let running = Mutex<Running?>(nil)
 
@@ -52,6 +55,19 @@ public final class ManagedIdentityEmulator: Sendable {
         self.state = EmulatorState(configuration: configuration)
         self.certificate = configuration.source == .serviceFabric ? try SelfSignedCertificate() : nil
         self.logger = logger ?? Logger(label: "managed-identity-emulator", factory: { _ in SwiftLogNoOpLogHandler() })
+        if configuration.source == .workloadIdentity {
+            let authority = try EmulatorCertificateAuthority()
+            let files = try WorkloadIdentityFiles.prepare(directory: configuration.workloadIdentityDirectory)
+            self.authority = authority
+            self.workloadIdentityFiles = files
+            try WorkloadIdentityFiles.write(authority.authorityPEM, to: files.directory + "/" + WorkloadIdentityFiles.caFileName, mode: 0o644)
+        } else {
+            self.authority = nil
+            self.workloadIdentityFiles = nil
+        }
+        if configuration.source == .workloadIdentity {
+            try rotateFederatedToken()
+        }
     }
 
     /// Runs an emulator for the duration of `body`.
@@ -73,14 +89,24 @@ public final class ManagedIdentityEmulator: Sendable {
 
     /// Binds 127.0.0.1 and starts serving; returns once the server listens.
     public func start() async throws {
-        let handler = EmulatorRequestHandler(
+        var handler = EmulatorRequestHandler(
             configuration: configuration, state: state, secret: secret, arcKeyDirectory: arcKeyDirectory,
             now: { Date() })
+        if configuration.source == .workloadIdentity {
+            handler.rotateFederatedToken = { @Sendable [self] in _ = try self.rotateFederatedToken() }
+        }
+        let finalHandler = handler
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
-            try await Self.respond(to: request, handler: handler)
+            try await Self.respond(to: request, handler: finalHandler)
         }
         let server: HTTPServerBuilder
-        if let certificate {
+        if let authority {
+            server = try .tls(
+                .http1(),
+                tlsConfiguration: TLSConfiguration.makeServerConfiguration(
+                    certificateChain: [.certificate(authority.serverCertificate)],
+                    privateKey: .privateKey(authority.serverKey)))
+        } else if let certificate {
             server = try .tls(
                 .http1(),
                 tlsConfiguration: TLSConfiguration.makeServerConfiguration(
@@ -125,6 +151,7 @@ public final class ManagedIdentityEmulator: Sendable {
         await current.group.triggerGracefulShutdown()
         _ = try? await current.task.value
         for path in state.takeArcKeyFiles() { try? FileManager.default.removeItem(atPath: path) }
+        if let files = workloadIdentityFiles, files.owned { try? FileManager.default.removeItem(atPath: files.directory) }
     }
 
     /// The port it listens on, once started.
@@ -132,7 +159,37 @@ public final class ManagedIdentityEmulator: Sendable {
 
     /// The token endpoint URL.
     public var endpoint: String {
-        "\(configuration.source == .serviceFabric ? "https" : "http")://127.0.0.1:\(port)\(configuration.tokenPath)"
+        let secure = configuration.source == .serviceFabric || configuration.source == .workloadIdentity
+        return "\(secure ? "https" : "http")://127.0.0.1:\(port)\(configuration.tokenPath)"
+    }
+
+    /// Workload identity: the PEM file of the certificate authority that signed the emulator's
+    /// server certificate. Trust it (``WorkloadIdentityOptions/trustedCertificatesFile``, Python's
+    /// `REQUESTS_CA_BUNDLE`, `curl --cacert`) instead of turning verification off.
+    public var caFile: String? {
+        workloadIdentityFiles.map { $0.directory + "/" + WorkloadIdentityFiles.caFileName }
+    }
+
+    /// Workload identity: the federated token file it writes, as the Kubernetes webhook projects it.
+    public var federatedTokenFile: String? {
+        workloadIdentityFiles.map { $0.directory + "/" + WorkloadIdentityFiles.tokenFileName }
+    }
+
+    /// Workload identity: writes a new service-account token into the federated token file, as the
+    /// kubelet rotates it; from then on only the new content is accepted as an assertion.
+    /// - Parameter lifetime: seconds until the new token expires (negative writes an expired one);
+    ///   the configuration's ``EmulatorConfiguration/federatedTokenLifetime`` by default.
+    @discardableResult
+    public func rotateFederatedToken(lifetime: Int? = nil) throws -> Date {
+        guard let path = federatedTokenFile else {
+            throw EmulatorError(message: "Only the workload identity emulator writes a federated token file.")
+        }
+        let issuedAt = Date()
+        let expires = issuedAt.addingTimeInterval(TimeInterval(lifetime ?? configuration.federatedTokenLifetime))
+        let token = WorkloadIdentityFiles.serviceAccountToken(issuedAt: issuedAt, expires: expires)
+        state.setFederatedToken(token, expires: expires)
+        try WorkloadIdentityFiles.write(token, to: path, mode: 0o600)
+        return expires
     }
 
     /// The SHA-1 thumbprint of the Service Fabric certificate.
@@ -161,6 +218,17 @@ public final class ManagedIdentityEmulator: Sendable {
                 ManagedIdentityVariable.identityEndpoint: endpoint, ManagedIdentityVariable.identityHeader: secret,
                 ManagedIdentityVariable.identityServerThumbprint: thumbprint ?? "",
             ]
+        case .workloadIdentity:
+            var variables = [
+                ManagedIdentityVariable.authorityHost: "https://127.0.0.1:\(port)/",
+                ManagedIdentityVariable.tenantID: configuration.tenantID,
+                ManagedIdentityVariable.federatedTokenFile: federatedTokenFile ?? "",
+            ]
+            // The webhook sets the client id from the service account's annotation: a user-assigned identity's.
+            if let identity = configuration.identities.first(where: { !$0.isSystemAssigned }) ?? configuration.identities.first {
+                variables[ManagedIdentityVariable.clientID] = identity.clientID
+            }
+            return variables
         }
     }
 
@@ -227,7 +295,8 @@ public final class ManagedIdentityEmulator: Sendable {
         return makeResponse(response)
     }
 
-    /// `GET /__emulator/stats`, `POST /__emulator/faults` (an ``EmulatorFaults`` JSON), `POST /__emulator/reset`.
+    /// `GET /__emulator/stats`, `POST /__emulator/faults` (an ``EmulatorFaults`` JSON), `POST /__emulator/reset`,
+    /// and for workload identity `POST /__emulator/rotate` (a new federated token file).
     private static func control(path: String, method: String, body: [UInt8], handler: EmulatorRequestHandler) throws -> Response {
         switch (method, String(path.dropFirst(controlPrefix.count))) {
         case ("GET", "stats"):
@@ -240,6 +309,12 @@ public final class ManagedIdentityEmulator: Sendable {
                 return makeResponse(EmulatorResponse(status: 400, body: #"{"error":"expected fail_next, status, retry_after, malformed_json_next, delay_ms"}"#))
             }
             handler.state.setFaults(faults)
+            return makeResponse(EmulatorResponse(status: 204, body: ""))
+        case ("POST", "rotate"):
+            guard let rotate = handler.rotateFederatedToken else {
+                return makeResponse(EmulatorResponse(status: 404, body: #"{"error":"only the workload identity emulator rotates its token file"}"#))
+            }
+            try rotate()
             return makeResponse(EmulatorResponse(status: 204, body: ""))
         case ("POST", "reset"):
             handler.state.resetCounts()

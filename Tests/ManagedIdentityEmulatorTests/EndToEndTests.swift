@@ -15,7 +15,8 @@ struct EndToEndTests {
     static let cases: [(ManagedIdentitySource, ManagedIdentityID, EmulatedIdentity)] = {
         var cases: [(ManagedIdentitySource, ManagedIdentityID, EmulatedIdentity)] = []
         for source in ManagedIdentitySource.allCases {
-            cases.append((source, .systemAssigned, system))
+            // Workload identity's "system-assigned" is the client id in AZURE_CLIENT_ID: a user-assigned identity.
+            cases.append((source, .systemAssigned, source == .workloadIdentity ? user : system))
             if source.supports(.clientID) { cases.append((source, .clientID(user.clientID), user)) }
             if source.supports(.objectID) { cases.append((source, .objectID(user.objectID), user)) }
             if source.supports(.resourceID) { cases.append((source, .resourceID(user.resourceID), user)) }
@@ -36,6 +37,7 @@ struct EndToEndTests {
             configuration: .init(
                 environment: ManagedIdentityEnvironment(variables: environment ?? emulator.environment),
                 requestTimeout: .seconds(10), clock: FastRetryClock(), arcKeyDirectory: emulator.arcKeyDirectory,
+                workloadIdentity: WorkloadIdentityOptions(trustedCertificatesFile: emulator.caFile),
                 hostDiscriminator: "e2e"),
             cache: cache)
     }

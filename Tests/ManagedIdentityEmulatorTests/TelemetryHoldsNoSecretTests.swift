@@ -70,7 +70,9 @@ struct TelemetryHoldsNoSecretTests {
                     identity: identity,
                     configuration: .init(
                         environment: ManagedIdentityEnvironment(variables: emulator.environment), requestTimeout: .seconds(10),
-                        clock: FastRetryClock(), arcKeyDirectory: emulator.arcKeyDirectory, hostDiscriminator: "telemetry",
+                        clock: FastRetryClock(), arcKeyDirectory: emulator.arcKeyDirectory,
+                        workloadIdentity: WorkloadIdentityOptions(trustedCertificatesFile: emulator.caFile),
+                        hostDiscriminator: "telemetry",
                         metricsFactory: telemetry.metrics, tracer: telemetry.tracer),
                     cache: TokenCache(), logger: telemetry.logger)
             }
@@ -84,6 +86,14 @@ struct TelemetryHoldsNoSecretTests {
             // A refused request: an identity this host does not have, where the source takes one.
             if source.supports(.objectID) {
                 await #expect(throws: ManagedIdentityError.self) { try await client(.objectID("not-assigned")).token(for: "https://r") }
+            }
+            // Workload identity: the federated assertion, and an Entra refusal whose error is logged and traced.
+            if let tokenFile = emulator.federatedTokenFile {
+                secrets.append(try String(contentsOfFile: tokenFile, encoding: .utf8))
+                emulator.inject(EmulatorFaults(entraErrorNext: 1, entraErrorCode: 700213))
+                await #expect(throws: ManagedIdentityError.self) {
+                    try await system.token(for: "https://graph.microsoft.com", options: .init(forceRefresh: true))
+                }
             }
             // The Arc keys the emulator handed out, read from its key files before it removes them.
             let keyFiles = (try? FileManager.default.contentsOfDirectory(atPath: keyDirectory)) ?? []

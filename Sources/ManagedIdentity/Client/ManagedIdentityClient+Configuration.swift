@@ -25,6 +25,8 @@ extension ManagedIdentityClient {
         /// (`/var/opt/azcmagent/tokens` on Linux). Only code can set it: no environment variable does,
         /// so an attacker who controls the environment cannot point the client at other files.
         public var arcKeyDirectory: String?
+        /// Workload identity's token file re-read interval and the certificates to trust for its authority.
+        public var workloadIdentity: WorkloadIdentityOptions
         /// What tells this host from others in the partition key of the system-assigned identity.
         /// `nil` uses the host name and `/etc/machine-id`.
         public var hostDiscriminator: String?
@@ -49,6 +51,7 @@ extension ManagedIdentityClient {
             expiryMargin: Duration = .seconds(300),
             clock: any ManagedIdentityClock = SystemClock(),
             arcKeyDirectory: String? = nil,
+            workloadIdentity: WorkloadIdentityOptions = WorkloadIdentityOptions(),
             hostDiscriminator: String? = nil,
             metricsFactory: (any MetricsFactory)? = nil,
             tracer: (any Tracer)? = nil,
@@ -63,6 +66,7 @@ extension ManagedIdentityClient {
             self.expiryMargin = expiryMargin
             self.clock = clock
             self.arcKeyDirectory = arcKeyDirectory
+            self.workloadIdentity = workloadIdentity
             self.hostDiscriminator = hostDiscriminator
             self.metricsFactory = metricsFactory
             self.tracer = tracer

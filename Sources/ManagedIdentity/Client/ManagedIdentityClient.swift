@@ -52,14 +52,18 @@ public final class ManagedIdentityClient: Sendable {
             source, identity: identity, environment: configuration.environment,
             options: SourceResolutionOptions(
                 serviceFabricAPIVersion: configuration.serviceFabricAPIVersion,
-                arcKeyDirectory: configuration.arcKeyDirectory))
+                arcKeyDirectory: configuration.arcKeyDirectory, workloadIdentity: configuration.workloadIdentity,
+                clock: configuration.clock))
         let endpointText = endpoint.endpoint.description
+        // Workload identity's partition: its token URL (authority and tenant) and its client id.
+        let partitionIdentity = endpoint.partitionIdentity(for: identity)
+        let capabilitiesAreSent = source == .serviceFabric || source == .workloadIdentity
         let key = TokenCachePartitionKey(
-            source: source, endpoint: endpointText, identity: identity,
+            source: source, endpoint: endpointText, identity: partitionIdentity,
             hostDiscriminator: configuration.hostDiscriminator ?? Self.defaultHostDiscriminator,
-            clientCapabilities: source == .serviceFabric ? configuration.clientCapabilities : [])
+            clientCapabilities: capabilitiesAreSent ? configuration.clientCapabilities : [])
         let descriptor = TokenCachePartitionDescriptor(
-            key: key, source: source, identity: identity, endpoint: endpointText)
+            key: key, source: source, identity: partitionIdentity, endpoint: endpointText)
 
         self.identity = identity
         self.source = source
@@ -83,7 +87,7 @@ public final class ManagedIdentityClient: Sendable {
             fetcher: { fetch, logger in
                 try await acquirer.acquire(
                     TokenRequestParameters(
-                        resource: fetch.resource, identity: identity, correlationID: fetch.correlationID.string,
+                        resource: fetch.resource, identity: partitionIdentity, correlationID: fetch.correlationID.string,
                         clientCapabilities: clientCapabilities, revokedTokenHash: fetch.revokedTokenHash,
                         timeout: requestTimeout),
                     purpose: TokenAcquirer.Purpose(lookup: fetch.lookup, background: fetch.background),

@@ -80,6 +80,8 @@ struct TokenAcquirer: Sendable {
 
     /// The request, Arc's second leg when challenged, and the parsed answer.
     private func exchange(_ parameters: TokenRequestParameters, attempts: inout Int, logger: Logger) async throws -> IssuedToken {
+        // Entra's expires_in counts from when it was asked (workload identity spec §4).
+        let requestedAt = clock.now.timeIntervalSince1970
         var response = try await send(endpoint.makeRequest(parameters), attempts: &attempts, logger: logger)
         if let arc = endpoint as? AzureArcEndpoint, response.status == 401 {
             logger.debug("Azure Arc challenge received; reading the key file")
@@ -91,7 +93,8 @@ struct TokenAcquirer: Sendable {
         if let arc = endpoint as? AzureArcEndpoint {
             try arc.verifyEcho(of: parameters.identity, in: fields)
         }
-        return try TokenResponseParser.token(from: fields, now: clock.now.timeIntervalSince1970, source: endpoint.source)
+        let now = endpoint.source == .workloadIdentity ? requestedAt : clock.now.timeIntervalSince1970
+        return try TokenResponseParser.token(from: fields, now: now, source: endpoint.source)
     }
 
     /// Sends a request, retrying timeouts and retryable statuses with the clock's sleep. Returns the
@@ -207,6 +210,9 @@ struct TokenAcquirer: Sendable {
             message += endpoint.endpoint.host == IMDSEndpoint.defaultBase.host
                 ? "; this host may not be an Azure VM, or its identity endpoint may be blocked."
                 : " at \(endpoint.endpoint.scheme)://\(endpoint.endpoint.host) (from AZURE_POD_IDENTITY_AUTHORITY_HOST)."
+        } else if endpoint.source == .workloadIdentity {
+            message += " Microsoft Entra ID was tried at \(endpoint.endpoint.scheme)://\(endpoint.endpoint.host) (from "
+                + "\(ManagedIdentityVariable.authorityHost)); check that the pod can reach it (egress rules, DNS, proxy)."
         } else if error.kind == .certificatePinMismatch {
             message += " Check that IDENTITY_SERVER_THUMBPRINT is the thumbprint of the cluster's certificate."
         }
@@ -215,6 +221,16 @@ struct TokenAcquirer: Sendable {
 
     /// The error of a final non-200 response, with its message built from the body.
     func failure(from response: HTTPTransportResponse) -> ManagedIdentityError {
+        if endpoint.source == .workloadIdentity {
+            var failure =
+                EntraErrorResponse(body: response.body)?.failure(status: response.status)
+                ?? .requestFailed(
+                    "Microsoft Entra ID answered the workload identity token request with HTTP \(response.status) "
+                        + "and a body that is not its error shape: \(ErrorResponseParser.quote(response.body)).",
+                    source: .workloadIdentity, statusCode: response.status)
+            failure.message = failure.message.redacting(endpoint.secrets)
+            return failure
+        }
         let parsed = ErrorResponseParser.parse(response.body, source: endpoint.source)
         var message = parsed.message
         if endpoint.source == .imds {

@@ -60,17 +60,30 @@ public enum ManagedIdentityVariable {
     public static let defaultIdentityClientID = "DEFAULT_IDENTITY_CLIENT_ID"
     /// Replaces the scheme, host and port of IMDS.
     public static let podIdentityAuthorityHost = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
+    /// Workload identity: the file the Kubernetes webhook projects the service-account token into.
+    public static let federatedTokenFile = "AZURE_FEDERATED_TOKEN_FILE"
+    /// Workload identity: the Microsoft Entra tenant.
+    public static let tenantID = "AZURE_TENANT_ID"
+    /// Workload identity: the Microsoft Entra authority (`https://login.microsoftonline.com/`).
+    public static let authorityHost = "AZURE_AUTHORITY_HOST"
+    /// Workload identity: the client id of the identity, when code does not name one.
+    public static let clientID = "AZURE_CLIENT_ID"
 
     /// Every variable detection looks at, in the order it looks.
     public static let all = [
         identityEndpoint, identityHeader, identityServerThumbprint, msiEndpoint, msiSecret,
-        imdsEndpoint, defaultIdentityClientID, podIdentityAuthorityHost,
+        imdsEndpoint, federatedTokenFile, tenantID, authorityHost, defaultIdentityClientID, podIdentityAuthorityHost,
     ]
 }
 
 extension ManagedIdentitySource {
     /// Detects the source a host offers from its environment, with MSAL.NET's precedence:
-    /// Service Fabric, App Service, Machine Learning, Cloud Shell, Azure Arc, then IMDS.
+    /// Service Fabric, App Service, Machine Learning, Cloud Shell, Azure Arc (by its variables), then
+    /// workload identity (Python's rule: all of `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_TENANT_ID` and
+    /// `AZURE_AUTHORITY_HOST`, and no endpoint variable), then Azure Arc by its installed agent, then IMDS.
+    ///
+    /// Workload identity's variables come before the agent's binary: they are set for this process by
+    /// the Kubernetes webhook, while the binary only says what is installed on the machine.
     ///
     /// Only presence is checked here; the values are validated when a client is created.
     public static func detect(in environment: ManagedIdentityEnvironment = .current) -> ManagedIdentitySource {
@@ -83,6 +96,9 @@ extension ManagedIdentitySource {
         }
         if environment.value(V.identityEndpoint) != nil, environment.value(V.imdsEndpoint) != nil {
             return .azureArc
+        }
+        if environment.offersWorkloadIdentity {
+            return .workloadIdentity
         }
         if environment.arcAgentInstalled {
             return .azureArc
@@ -108,6 +124,9 @@ extension ManagedIdentitySource {
             return environment.value(V.imdsEndpoint) != nil && environment.value(V.identityEndpoint) != nil
                 ? "\(V.identityEndpoint) and \(V.imdsEndpoint) are set"
                 : "the Azure Arc agent is installed (\(ManagedIdentityEnvironment.arcAgentBinaryPath))"
+        case .workloadIdentity:
+            return "\(V.federatedTokenFile), \(V.tenantID) and \(V.authorityHost) are set and no managed identity "
+                + "endpoint variable is"
         case .imds:
             let overridden = environment.value(V.podIdentityAuthorityHost) != nil
             return "no other source's variables are set, so the Instance Metadata Service is used"
@@ -125,6 +144,15 @@ extension ManagedIdentitySource {
         case .cloudShell: return [V.msiEndpoint]
         case .azureArc: return [V.identityEndpoint, V.imdsEndpoint]
         case .serviceFabric: return [V.identityEndpoint, V.identityHeader, V.identityServerThumbprint]
+        case .workloadIdentity: return [V.federatedTokenFile, V.tenantID, V.authorityHost, V.clientID]
         }
+    }
+}
+
+extension ManagedIdentityEnvironment {
+    /// Whether the Kubernetes workload identity webhook's variables are all set.
+    var offersWorkloadIdentity: Bool {
+        typealias V = ManagedIdentityVariable
+        return value(V.federatedTokenFile) != nil && value(V.tenantID) != nil && value(V.authorityHost) != nil
     }
 }

@@ -21,7 +21,19 @@ protocol SourceEndpoint: Sendable {
     var secrets: [String] { get }
     var retryPolicy: RetryPolicy { get }
     /// Builds the request; the identity was checked against the source when the endpoint was resolved.
-    func makeRequest(_ parameters: TokenRequestParameters) -> HTTPTransportRequest
+    /// Only workload identity suspends or throws here (it reads its token file).
+    func makeRequest(_ parameters: TokenRequestParameters) async throws(ManagedIdentityError) -> HTTPTransportRequest
+    /// The identity that names the partition: the one asked for, except where the source resolves it
+    /// (workload identity's client id from `AZURE_CLIENT_ID`).
+    func partitionIdentity(for requested: ManagedIdentityID) -> ManagedIdentityID
+}
+
+extension SourceEndpoint {
+    func partitionIdentity(for requested: ManagedIdentityID) -> ManagedIdentityID { requested }
+}
+
+extension WorkloadIdentityEndpoint {
+    func partitionIdentity(for requested: ManagedIdentityID) -> ManagedIdentityID { identity }
 }
 
 /// A secret read from the environment. Its description is redacted, so interpolating it by
@@ -37,6 +49,8 @@ struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringCon
 struct SourceResolutionOptions: Sendable {
     var serviceFabricAPIVersion: ServiceFabricAPIVersion = .v2020_05_01
     var arcKeyDirectory: String?
+    var workloadIdentity = WorkloadIdentityOptions()
+    var clock: any ManagedIdentityClock = SystemClock()
 }
 
 enum SourceResolver {
@@ -63,6 +77,12 @@ enum SourceResolver {
         case .serviceFabric:
             return try ServiceFabricEndpoint(
                 environment: environment, identity: identity, apiVersion: options.serviceFabricAPIVersion)
+        case .workloadIdentity:
+            return try WorkloadIdentityEndpoint(
+                environment: environment, identity: identity,
+                options: WorkloadIdentityEndpoint.Options(
+                    tokenFileRereadInterval: options.workloadIdentity.tokenFileRereadInterval,
+                    trustedCertificatesFile: options.workloadIdentity.trustedCertificatesFile, clock: options.clock))
         }
     }
 

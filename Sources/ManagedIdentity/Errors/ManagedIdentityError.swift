@@ -17,6 +17,11 @@ public struct ManagedIdentityError: Error, Sendable, CustomStringConvertible, Eq
     public var correlationID: String?
     /// The correlation id this library sent (`x-ms-client-request-id` on IMDS), for the caller's logs.
     public var clientRequestID: String?
+    /// Microsoft Entra's error codes (the numbers of `AADSTS700213`), when workload identity's token
+    /// exchange was refused; empty otherwise.
+    public var entraErrorCodes: [Int] = []
+    /// Microsoft Entra's `trace_id`, which its support asks for beside ``correlationID``.
+    public var traceID: String?
 
     /// Creates an error.
     public init(
@@ -66,6 +71,9 @@ public struct ManagedIdentityError: Error, Sendable, CustomStringConvertible, Eq
             case invalidResource = "invalid_resource"
             case invalidTokenProviderResponseValue = "invalid_token_provider_response_value"
             case invalidTimestampFormat = "invalid_timestamp_format"
+            case invalidAuthority = "invalid_authority"
+            case federatedTokenFileUnreadable = "federated_token_file_unreadable"
+            case invalidTrustedCertificates = "invalid_trusted_certificates"
         }
 
         private let backing: Backing
@@ -105,6 +113,13 @@ public struct ManagedIdentityError: Error, Sendable, CustomStringConvertible, Eq
         public static let invalidTokenProviderResponseValue = Code(.invalidTokenProviderResponseValue)
         /// The endpoint's `expires_on` is in no known format.
         public static let invalidTimestampFormat = Code(.invalidTimestampFormat)
+        /// `AZURE_AUTHORITY_HOST` is not an https URL, or `AZURE_TENANT_ID` cannot be a path segment.
+        public static let invalidAuthority = Code(.invalidAuthority)
+        /// Workload identity's token file (`AZURE_FEDERATED_TOKEN_FILE`) is missing, empty, unreadable
+        /// or not text; the message names the path.
+        public static let federatedTokenFileUnreadable = Code(.federatedTokenFileUnreadable)
+        /// The file of certificates to trust for the authority cannot be read or holds no PEM certificate.
+        public static let invalidTrustedCertificates = Code(.invalidTrustedCertificates)
     }
 }
 

@@ -12,6 +12,10 @@ public enum ManagedIdentitySource: String, Hashable, Sendable, CaseIterable, Cus
     case azureArc = "azure-arc"
     /// Service Fabric clusters.
     case serviceFabric = "service-fabric"
+    /// Workload identity on Kubernetes (AKS): a projected service-account token exchanged with
+    /// Microsoft Entra ID. Not a managed identity endpoint, but Python, .NET, JavaScript and Java fall
+    /// back to it inside their managed identity credential, and so does this library.
+    case workloadIdentity = "workload-identity"
 
     /// The name MSAL uses for the source in errors and logs (`Imds`, `AppService`, ...).
     public var msalName: String {
@@ -22,6 +26,7 @@ public enum ManagedIdentitySource: String, Hashable, Sendable, CaseIterable, Cus
         case .cloudShell: "CloudShell"
         case .azureArc: "AzureArc"
         case .serviceFabric: "ServiceFabric"
+        case .workloadIdentity: "WorkloadIdentity"
         }
     }
 
@@ -29,13 +34,14 @@ public enum ManagedIdentitySource: String, Hashable, Sendable, CaseIterable, Cus
 
     /// Whether the source accepts a user-assigned identity of this kind.
     ///
-    /// Cloud Shell takes none; Machine Learning only a client id; Service Fabric only an object id
-    /// (sent as `principalId`); the others take every kind.
+    /// Cloud Shell takes none; Machine Learning and workload identity only a client id (workload
+    /// identity's "system-assigned" means the client id in `AZURE_CLIENT_ID`); Service Fabric only an
+    /// object id (sent as `principalId`); the others take every kind.
     public func supports(_ kind: ManagedIdentityID.Kind) -> Bool {
         switch (self, kind) {
         case (_, .systemAssigned): true
         case (.imds, _), (.appService, _), (.azureArc, _): true
-        case (.machineLearning, .clientID): true
+        case (.machineLearning, .clientID), (.workloadIdentity, .clientID): true
         case (.serviceFabric, .objectID): true
         default: false
         }

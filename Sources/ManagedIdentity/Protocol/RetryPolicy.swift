@@ -7,6 +7,10 @@ struct RetryPolicy: Sendable, Equatable {
         /// Every other source: 404, 408, 429, 500, 503, 504, up to 3 retries at least 1 s apart,
         /// honouring `Retry-After` (seconds or an HTTP date).
         case standard
+        /// Microsoft Entra ID (workload identity): 408, 429 and 5xx but 501 and 505, as Azure's
+        /// SDKs retry it, with the standard policy's count, spacing and `Retry-After`. A 404 from Entra
+        /// means a wrong authority or tenant, which no retry mends.
+        case entra
         case disabled
     }
 
@@ -14,6 +18,7 @@ struct RetryPolicy: Sendable, Equatable {
 
     static let imds = RetryPolicy(kind: .imds)
     static let standard = RetryPolicy(kind: .standard)
+    static let entra = RetryPolicy(kind: .entra)
     static let disabled = RetryPolicy(kind: .disabled)
 
     /// Tracks one request's retries.
@@ -44,8 +49,10 @@ struct RetryPolicy: Sendable, Equatable {
             }
             state.retries += 1
             return delay
-        case .standard:
-            if let status, ![404, 408, 429, 500, 503, 504].contains(status) { return nil }
+        case .standard, .entra:
+            if let status, !(kind == .entra ? Self.isEntraRetryable(status) : [404, 408, 429, 500, 503, 504].contains(status)) {
+                return nil
+            }
             guard state.retries < 3 else { return nil }
             state.retries += 1
             let requested = retryAfter.flatMap { Self.retryAfterSeconds($0, now: now) } ?? 0
@@ -53,6 +60,10 @@ struct RetryPolicy: Sendable, Equatable {
             guard requested <= 60 else { return nil }
             return .milliseconds(Int64((max(requested, 1) * 1000).rounded(.up)))
         }
+    }
+
+    static func isEntraRetryable(_ status: Int) -> Bool {
+        status == 408 || status == 429 || ((500...599).contains(status) && status != 501 && status != 505)
     }
 
     static func isIMDSRetryable(_ status: Int) -> Bool {

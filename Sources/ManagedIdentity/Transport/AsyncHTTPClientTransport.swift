@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The default transport: async-http-client for every source, and a pinned TLS connection for
 /// Service Fabric (async-http-client has no certificate verification callback).
@@ -56,6 +57,9 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
         if let body = request.body {
             httpRequest.body = .bytes(ByteBuffer(bytes: body))
         }
+        if let pem = request.trustedCertificatesPEM {
+            httpRequest.tlsConfiguration = try Self.tlsConfiguration(trusting: pem, request: request)
+        }
         do {
             let response = try await client.execute(httpRequest, timeout: TimeAmount(request.timeout))
             let body = try await response.body.collect(upTo: Self.maximumResponseSize)
@@ -74,6 +78,24 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
                 message: "Could not reach \(request.origin): \(Self.describe(error))."
             )
         }
+    }
+
+    /// A client configuration whose only trust roots are the given certificates; the host name is
+    /// still verified against them.
+    static func tlsConfiguration(trusting pem: [UInt8], request: HTTPTransportRequest) throws(HTTPTransportError) -> TLSConfiguration {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMBytes(pem)
+        } catch {
+            throw HTTPTransportError(kind: .refused, message: "The certificates to trust for \(request.origin) are not PEM.")
+        }
+        guard !certificates.isEmpty else {
+            throw HTTPTransportError(kind: .refused, message: "The certificates to trust for \(request.origin) are empty.")
+        }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.trustRoots = .certificates(certificates)
+        return configuration
     }
 
     private static func map(_ error: HTTPClientError, request: HTTPTransportRequest) -> HTTPTransportError {

@@ -11,7 +11,9 @@
 ///   ``HTTPTransportError/Kind/timeout``;
 /// - when ``HTTPTransportRequest/serverCertificatePin`` is set, finish the TLS handshake and check
 ///   that the SHA-1 of the server's leaf certificate equals the pin before writing any byte of the
-///   request, and throw ``HTTPTransportError/Kind/certificatePinMismatch`` otherwise.
+///   request, and throw ``HTTPTransportError/Kind/certificatePinMismatch`` otherwise;
+/// - when ``HTTPTransportRequest/trustedCertificatesPEM`` is set, verify the server against those
+///   certificates only, instead of the system's trust roots (never by turning verification off).
 public protocol HTTPTransport: Sendable {
     /// Sends the request and returns the response, whatever its status.
     func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse
@@ -61,10 +63,14 @@ public struct HTTPTransportRequest: Sendable {
     public var query: [QueryItem]
     /// The headers, in the order they are sent. Values may be secrets: never log them.
     public var headers: [HTTPHeader]
-    /// The body, for Cloud Shell's form POST.
+    /// The body, for the form POSTs of Cloud Shell and workload identity. It may hold a secret (the
+    /// federated assertion): never log it.
     public var body: [UInt8]?
     /// The SHA-1 the server certificate must have (Service Fabric), checked before the request is sent.
     public var serverCertificatePin: [UInt8]?
+    /// PEM certificates that are the only trust roots for the server's certificate, instead of the
+    /// system's: workload identity against an authority with a private CA (the emulator's).
+    public var trustedCertificatesPEM: [UInt8]?
     /// How long the transport may take for the whole exchange.
     public var timeout: Duration
 
@@ -79,6 +85,7 @@ public struct HTTPTransportRequest: Sendable {
         headers: [HTTPHeader],
         body: [UInt8]? = nil,
         serverCertificatePin: [UInt8]? = nil,
+        trustedCertificatesPEM: [UInt8]? = nil,
         timeout: Duration
     ) {
         self.method = method
@@ -90,6 +97,7 @@ public struct HTTPTransportRequest: Sendable {
         self.headers = headers
         self.body = body
         self.serverCertificatePin = serverCertificatePin
+        self.trustedCertificatesPEM = trustedCertificatesPEM
         self.timeout = timeout
     }
 
