@@ -215,7 +215,7 @@ let package = Package(
         .testTarget(
             name: "ManagedIdentityEmulatorTests",
             dependencies: [
-                "ManagedIdentity", "ManagedIdentityEmulator", "ManagedIdentityTesting",
+                "ManagedIdentity", "ManagedIdentityEmulator", "ManagedIdentityTesting", "ManagedIdentityFileCache", "TestSupport",
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),

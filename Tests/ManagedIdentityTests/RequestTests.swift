@@ -15,13 +15,13 @@ struct RequestTests {
     func request(
         _ source: ManagedIdentitySource, _ variables: [String: String], identity: ManagedIdentityID = .systemAssigned,
         capabilities: [String] = [], hash: String? = nil, podHost: String? = nil
-    ) throws -> HTTPTransportRequest {
+    ) async throws -> HTTPTransportRequest {
         var variables = variables
         if let podHost { variables["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = podHost }
         let endpoint = try SourceResolver.resolve(
             source, identity: identity, environment: ManagedIdentityEnvironment(variables: variables),
             options: SourceResolutionOptions())
-        return endpoint.makeRequest(parameters(identity, capabilities: capabilities, hash: hash))
+        return try await endpoint.makeRequest(parameters(identity, capabilities: capabilities, hash: hash))
     }
 
     func queryDictionary(_ request: HTTPTransportRequest) -> [String: String] {
@@ -29,8 +29,8 @@ struct RequestTests {
     }
 
     // TV-01: the default IMDS request, inspected as built; it is never sent.
-    @Test func imdsSystemAssigned() throws {
-        let request = try request(.imds, [:])
+    @Test func imdsSystemAssigned() async throws {
+        let request = try await request(.imds, [:])
         #expect(request.method == "GET")
         #expect(request.origin == "http://169.254.169.254")
         #expect(request.path == "/metadata/identity/oauth2/token")
@@ -53,8 +53,8 @@ struct RequestTests {
         (.objectID(Vectors.objectID), "object_id", Vectors.objectID),
         (.resourceID("1234"), "msi_res_id", "1234"),
     ])
-    func imdsUserAssignedSelectors(identity: ManagedIdentityID, name: String, value: String) throws {
-        let request = try request(.imds, [:], identity: identity)
+    func imdsUserAssignedSelectors(identity: ManagedIdentityID, name: String, value: String) async throws {
+        let request = try await request(.imds, [:], identity: identity)
         #expect(queryDictionary(request) == ["api-version": "2018-02-01", "resource": Vectors.resource, name: value])
     }
 
@@ -65,17 +65,17 @@ struct RequestTests {
         ("http://169.254.169.254/metadata/identity/oauth2/token", "http://169.254.169.254"),
         ("http://127.0.0.1:8080/some/other/path?x=1", "http://127.0.0.1:8080"),
     ])
-    func imdsPodIdentityOverride(value: String, origin: String) throws {
-        let request = try request(.imds, [:], podHost: value)
+    func imdsPodIdentityOverride(value: String, origin: String) async throws {
+        let request = try await request(.imds, [:], podHost: value)
         #expect(request.origin == origin)
         #expect(request.path == "/metadata/identity/oauth2/token")
         #expect(request.query.count == 2)
     }
 
     @Test(arguments: ["not a url", "169.254.169.254", "ftp://host", "http://", "http://host:99999"])
-    func imdsMalformedPodIdentityHostIsRejected(value: String) {
-        #expect(throws: ManagedIdentityError(code: .invalidEndpoint, message: "")) {
-            try request(.imds, [:], podHost: value)
+    func imdsMalformedPodIdentityHostIsRejected(value: String) async {
+        await #expect(throws: ManagedIdentityError(code: .invalidEndpoint, message: "")) {
+            try await request(.imds, [:], podHost: value)
         }
     }
 
@@ -86,8 +86,8 @@ struct RequestTests {
         (.resourceID(Vectors.resourceID), ("mi_res_id", Vectors.resourceID)),
         (.objectID(Vectors.objectID), ("object_id", Vectors.objectID)),
     ])
-    func appService(identity: ManagedIdentityID, selector: (String, String)?) throws {
-        let request = try request(.appService, TestEnvironment.appService, identity: identity)
+    func appService(identity: ManagedIdentityID, selector: (String, String)?) async throws {
+        let request = try await request(.appService, TestEnvironment.appService, identity: identity)
         #expect(request.method == "GET")
         #expect(request.origin == "http://127.0.0.1:41564")
         #expect(request.path == "/msi/token")
@@ -99,9 +99,9 @@ struct RequestTests {
     }
 
     @Test(arguments: ["127.0.0.1:41564/msi/token", "localhost/token", "http//x", "http://user@host/x", " http://x/y"])
-    func appServiceInvalidEndpoint(value: String) {
-        #expect {
-            try request(.appService, ["IDENTITY_ENDPOINT": value, "IDENTITY_HEADER": "secret"])
+    func appServiceInvalidEndpoint(value: String) async {
+        await #expect {
+            try await request(.appService, ["IDENTITY_ENDPOINT": value, "IDENTITY_HEADER": "secret"])
         } throws: { error in
             let error = try #require(error as? ManagedIdentityError)
             return error.code == .invalidEndpoint && error.message.contains("IDENTITY_ENDPOINT")
@@ -110,8 +110,8 @@ struct RequestTests {
     }
 
     // TV-05
-    @Test func machineLearning() throws {
-        let system = try request(.machineLearning, TestEnvironment.machineLearning)
+    @Test func machineLearning() async throws {
+        let system = try await request(.machineLearning, TestEnvironment.machineLearning)
         #expect(system.origin == "http://localhost:7071")
         #expect(system.path == "/msi/token")
         #expect(queryDictionary(system) == [
@@ -120,29 +120,29 @@ struct RequestTests {
         #expect(system.header("Metadata") == "true")
         #expect(system.header("secret") == "secret")
 
-        let user = try request(.machineLearning, TestEnvironment.machineLearning, identity: .clientID(Vectors.clientID))
+        let user = try await request(.machineLearning, TestEnvironment.machineLearning, identity: .clientID(Vectors.clientID))
         #expect(user.queryValue("clientid") == Vectors.clientID)
         #expect(user.queryValue("client_id") == nil)
     }
 
     @Test(arguments: [ManagedIdentityID.resourceID(Vectors.resourceID), .objectID(Vectors.objectID)])
-    func machineLearningRejectsOtherUserAssignedKinds(identity: ManagedIdentityID) {
-        #expect(throws: ManagedIdentityError(code: .invalidIDType, message: "")) {
-            try request(.machineLearning, TestEnvironment.machineLearning, identity: identity)
+    func machineLearningRejectsOtherUserAssignedKinds(identity: ManagedIdentityID) async {
+        await #expect(throws: ManagedIdentityError(code: .invalidIDType, message: "")) {
+            try await request(.machineLearning, TestEnvironment.machineLearning, identity: identity)
         }
     }
 
-    @Test func machineLearningSystemAssignedNeedsTheDefaultClientID() {
+    @Test func machineLearningSystemAssignedNeedsTheDefaultClientID() async {
         var variables = TestEnvironment.machineLearning
         variables["DEFAULT_IDENTITY_CLIENT_ID"] = nil
-        #expect(throws: ManagedIdentityError(code: .invalidIDType, message: "")) {
-            try request(.machineLearning, variables)
+        await #expect(throws: ManagedIdentityError(code: .invalidIDType, message: "")) {
+            try await request(.machineLearning, variables)
         }
     }
 
     // TV-06
-    @Test func cloudShell() throws {
-        let request = try request(.cloudShell, TestEnvironment.cloudShell)
+    @Test func cloudShell() async throws {
+        let request = try await request(.cloudShell, TestEnvironment.cloudShell)
         #expect(request.method == "POST")
         #expect(request.origin == "http://localhost:40342")
         #expect(request.path == "/metadata/identity/oauth2/token")
@@ -156,15 +156,15 @@ struct RequestTests {
     @Test(arguments: [
         ManagedIdentityID.clientID(Vectors.clientID), .resourceID(Vectors.resourceID), .objectID(Vectors.objectID),
     ])
-    func cloudShellRejectsUserAssigned(identity: ManagedIdentityID) {
-        #expect(throws: ManagedIdentityError(code: .userAssignedNotSupported, message: "")) {
-            try request(.cloudShell, TestEnvironment.cloudShell, identity: identity)
+    func cloudShellRejectsUserAssigned(identity: ManagedIdentityID) async {
+        await #expect(throws: ManagedIdentityError(code: .userAssignedNotSupported, message: "")) {
+            try await request(.cloudShell, TestEnvironment.cloudShell, identity: identity)
         }
     }
 
     // TV-07
-    @Test func serviceFabric() throws {
-        let request = try request(.serviceFabric, TestEnvironment.serviceFabric)
+    @Test func serviceFabric() async throws {
+        let request = try await request(.serviceFabric, TestEnvironment.serviceFabric)
         #expect(request.method == "GET")
         #expect(request.origin == "https://localhost:2377")
         #expect(request.path == "/metadata/identity/oauth2/token")
@@ -173,10 +173,10 @@ struct RequestTests {
         #expect(request.serverCertificatePin == [UInt8](repeating: 0xAB, count: 20))
     }
 
-    @Test func serviceFabricCapabilitiesClaimsAndObjectID() throws {
+    @Test func serviceFabricCapabilitiesClaimsAndObjectID() async throws {
         let hash = TokenCacheAccessor.sha256Hex("some-access-token")
         #expect(hash == "0912ef3b6dc2ea579c68fac784f8c2dd942edc5892808c9d6af6e6b47115d126")
-        let request = try request(
+        let request = try await request(
             .serviceFabric, TestEnvironment.serviceFabric, identity: .objectID(Vectors.objectID),
             capabilities: ["cp1", "cp2"], hash: hash)
         #expect(request.query.map(\.name) == [
@@ -187,18 +187,18 @@ struct RequestTests {
         #expect(request.queryValue("token_sha256_to_refresh") == hash)
     }
 
-    @Test func serviceFabricOlderAPIVersionCanBeChosen() throws {
+    @Test func serviceFabricOlderAPIVersionCanBeChosen() async throws {
         let endpoint = try SourceResolver.resolve(
             .serviceFabric, identity: .systemAssigned,
             environment: ManagedIdentityEnvironment(variables: TestEnvironment.serviceFabric),
             options: SourceResolutionOptions(serviceFabricAPIVersion: .v2019_07_01_preview))
-        #expect(endpoint.makeRequest(parameters()).queryValue("api-version") == "2019-07-01-preview")
+        #expect(try await endpoint.makeRequest(parameters()).queryValue("api-version") == "2019-07-01-preview")
     }
 
     @Test(arguments: [ManagedIdentityID.clientID(Vectors.clientID), .resourceID(Vectors.resourceID)])
-    func serviceFabricRejectsClientAndResourceIDs(identity: ManagedIdentityID) {
-        #expect(throws: ManagedIdentityError(code: .userAssignedNotConfigurableAtRuntime, message: "")) {
-            try request(.serviceFabric, TestEnvironment.serviceFabric, identity: identity)
+    func serviceFabricRejectsClientAndResourceIDs(identity: ManagedIdentityID) async {
+        await #expect(throws: ManagedIdentityError(code: .userAssignedNotConfigurableAtRuntime, message: "")) {
+            try await request(.serviceFabric, TestEnvironment.serviceFabric, identity: identity)
         }
     }
 
@@ -206,11 +206,11 @@ struct RequestTests {
         "http://localhost:2377/token",  // not HTTPS
         "localhost/token",
     ])
-    func serviceFabricEndpointMustBeHTTPS(endpoint: String) {
+    func serviceFabricEndpointMustBeHTTPS(endpoint: String) async {
         var variables = TestEnvironment.serviceFabric
         variables["IDENTITY_ENDPOINT"] = endpoint
-        #expect(throws: ManagedIdentityError(code: .invalidEndpoint, message: "")) {
-            try request(.serviceFabric, variables)
+        await #expect(throws: ManagedIdentityError(code: .invalidEndpoint, message: "")) {
+            try await request(.serviceFabric, variables)
         }
     }
 
@@ -222,19 +222,19 @@ struct RequestTests {
         ("abababababababababababababababababababa", false),
         ("zzababababababababababababababababababab", false),
     ])
-    func serviceFabricThumbprintNormalisation(value: String, valid: Bool) {
+    func serviceFabricThumbprintNormalisation(value: String, valid: Bool) async {
         var variables = TestEnvironment.serviceFabric
         variables["IDENTITY_SERVER_THUMBPRINT"] = value
         if valid {
-            #expect((try? request(.serviceFabric, variables))?.serverCertificatePin == [UInt8](repeating: 0xAB, count: 20))
+            #expect((try? await request(.serviceFabric, variables))?.serverCertificatePin == [UInt8](repeating: 0xAB, count: 20))
         } else {
-            #expect(throws: ManagedIdentityError(code: .invalidEndpoint, message: "")) { try request(.serviceFabric, variables) }
+            await #expect(throws: ManagedIdentityError(code: .invalidEndpoint, message: "")) { try await request(.serviceFabric, variables) }
         }
     }
 
     // TV-09 first leg.
-    @Test func azureArcFirstLeg() throws {
-        let request = try request(.azureArc, TestEnvironment.azureArc)
+    @Test func azureArcFirstLeg() async throws {
+        let request = try await request(.azureArc, TestEnvironment.azureArc)
         #expect(request.origin == "http://localhost:40342")
         #expect(request.path == "/token")
         #expect(queryDictionary(request) == ["api-version": "2020-06-01", "resource": Vectors.resource])
@@ -246,13 +246,13 @@ struct RequestTests {
         (ManagedIdentityID.clientID(Vectors.clientID), "client_id"), (.resourceID(Vectors.resourceID), "msi_res_id"),
         (.objectID(Vectors.objectID), "object_id"),
     ])
-    func azureArcForwardsUserAssignedSelectors(identity: ManagedIdentityID, name: String) throws {
-        let request = try request(.azureArc, TestEnvironment.azureArc, identity: identity)
+    func azureArcForwardsUserAssignedSelectors(identity: ManagedIdentityID, name: String) async throws {
+        let request = try await request(.azureArc, TestEnvironment.azureArc, identity: identity)
         #expect(request.queryValue(name) == identity.id)
     }
 
     @Test(arguments: ["", "   "])
-    func emptyUserAssignedIDsAreRejectedBeforeAnyRequest(id: String) {
+    func emptyUserAssignedIDsAreRejectedBeforeAnyRequest(id: String) async {
         for identity in [ManagedIdentityID.clientID(id), .resourceID(id), .objectID(id)] {
             let transport = FakeTransport(responses: [.token()])
             #expect(throws: ManagedIdentityError(code: .invalidManagedIdentityID, message: "")) {
@@ -262,8 +262,8 @@ struct RequestTests {
         }
     }
 
-    @Test func existingQueryParametersOfTheEndpointAreKept() throws {
-        let request = try request(
+    @Test func existingQueryParametersOfTheEndpointAreKept() async throws {
+        let request = try await request(
             .appService, ["IDENTITY_ENDPOINT": "http://127.0.0.1:8081/msi/token?tenant=abc", "IDENTITY_HEADER": "h"])
         #expect(request.query.first == QueryItem(name: "tenant", value: "abc"))
         #expect(request.queryValue("api-version") == "2019-08-01")

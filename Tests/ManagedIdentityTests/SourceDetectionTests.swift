@@ -4,6 +4,11 @@ import Testing
 
 /// TV-20: which source the environment selects, with MSAL.NET's precedence.
 struct SourceDetectionTests {
+    static let workloadIdentity = [
+        "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
+        "AZURE_TENANT_ID": "t", "AZURE_AUTHORITY_HOST": "https://login.microsoftonline.com/",
+    ]
+
     @Test(arguments: [
         (["IDENTITY_ENDPOINT": "https://x", "IDENTITY_HEADER": "h", "IDENTITY_SERVER_THUMBPRINT": "t"], false, ManagedIdentitySource.serviceFabric),
         (["IDENTITY_ENDPOINT": "http://x", "IDENTITY_HEADER": "h"], false, .appService),
@@ -19,6 +24,17 @@ struct SourceDetectionTests {
         (["MSI_ENDPOINT": "http://m", "MSI_SECRET": ""], false, .cloudShell),
         // Cloud Shell comes before Arc in MSAL.NET.
         (["MSI_ENDPOINT": "http://m", "IDENTITY_ENDPOINT": "http://x", "IMDS_ENDPOINT": "http://i"], false, .cloudShell),
+        // Workload identity: all three variables, after the endpoint sources and before IMDS.
+        (Self.workloadIdentity, false, .workloadIdentity),
+        (Self.workloadIdentity.merging(["AZURE_CLIENT_ID": "c"]) { a, _ in a }, false, .workloadIdentity),
+        (Self.workloadIdentity.merging(["IDENTITY_ENDPOINT": "http://x", "IDENTITY_HEADER": "h"]) { a, _ in a }, false, .appService),
+        (Self.workloadIdentity.merging(["MSI_ENDPOINT": "http://m"]) { a, _ in a }, false, .cloudShell),
+        (Self.workloadIdentity.merging(["IDENTITY_ENDPOINT": "http://x", "IMDS_ENDPOINT": "http://i"]) { a, _ in a }, false, .azureArc),
+        // The webhook's variables speak for this process; the Arc agent's binary only for the machine.
+        (Self.workloadIdentity, true, .workloadIdentity),
+        (Self.workloadIdentity.filter { $0.key != "AZURE_TENANT_ID" }, false, .imds),
+        (Self.workloadIdentity.filter { $0.key != "AZURE_AUTHORITY_HOST" }, false, .imds),
+        (Self.workloadIdentity.merging(["AZURE_FEDERATED_TOKEN_FILE": ""]) { _, b in b }, false, .imds),
     ] as [([String: String], Bool, ManagedIdentitySource)])
     func detection(variables: [String: String], arcAgent: Bool, expected: ManagedIdentitySource) {
         let environment = ManagedIdentityEnvironment(variables: variables, arcAgentInstalled: arcAgent)

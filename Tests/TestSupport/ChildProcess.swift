@@ -41,7 +41,8 @@ public struct ChildProcess: @unchecked Sendable {
     public let input = Pipe()
 
     public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) {
-        process.executableURL = URL(fileURLWithPath: BuiltProducts.path(executable))
+        // A bare name is one of this package's built executables; an absolute path is run as it is.
+        process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : BuiltProducts.path(executable))
         process.arguments = arguments
         var base = ProcessInfo.processInfo.environment
         // Never let a child reach the real IMDS address.
