@@ -12,7 +12,8 @@ struct ManagedIdentityCommand: AsyncParsableCommand {
               managed-identity token --resource https://management.azure.com --client-id <id>
               managed-identity emulator --source app-service --env-file emulator.env
               managed-identity cache list
+              managed-identity doctor
             """,
-        subcommands: [TokenCommand.self, EmulatorCommand.self, CacheCommand.self]
+        subcommands: [TokenCommand.self, DoctorCommand.self, EmulatorCommand.self, CacheCommand.self]
     )
 }

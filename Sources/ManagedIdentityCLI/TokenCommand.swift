@@ -82,9 +82,11 @@ struct TokenCommand: AsyncParsableCommand {
             let token = try await cacheOptions.withBackend { backend in
                 let cache = backend.map { TokenCache(backend: $0) } ?? TokenCache()
                 if emulator {
-                    return try await withEmulator(logger: logger) { environment, keyDirectory, caFile in
+                    return try await InProcessEmulator.with(source: source ?? .imds, arcKeyDirectory: arcKeyDir, verbose: verbose, logger: logger) {
+                        environment, keyDirectory, emulatorCA in
                         try await fetch(
-                            environment: environment, arcKeyDirectory: keyDirectory, caFile: caFile, cache: cache, logger: logger)
+                            environment: environment, arcKeyDirectory: keyDirectory, caFile: caFile ?? emulatorCA, cache: cache,
+                            logger: logger)
                     }
                 }
                 return try await fetch(environment: .current, arcKeyDirectory: arcKeyDir, caFile: caFile, cache: cache, logger: logger)
@@ -133,42 +135,6 @@ struct TokenCommand: AsyncParsableCommand {
                 "token \(origin) (\(why)) in \(milliseconds) ms; it expires in \(Int(token.expiresOn.timeIntervalSinceNow)) s")
         }
         return token
-    }
-
-    /// Runs `body` against an in-process emulator of the chosen source, on a fixed port per source so a
-    /// second run finds the first run's tokens in the cache.
-    private func withEmulator<Result: Sendable>(
-        logger: Logger, _ body: (ManagedIdentityEnvironment, String?, String?) async throws -> Result
-    ) async throws -> Result {
-        let source = source ?? .imds
-        let port = 47_580 + (ManagedIdentitySource.allCases.firstIndex(of: source) ?? 0)
-        let keyDirectory = arcKeyDir ?? FileManager.default.temporaryDirectory
-            .appendingPathComponent("managed-identity-emulator-\(getuid())/tokens").path
-        func configuration(port: Int) -> EmulatorConfiguration {
-            EmulatorConfiguration(source: source, port: port, arcKeyDirectory: keyDirectory)
-        }
-        // The emulator's own lifecycle is not the story --verbose tells; its warnings are.
-        var emulatorLogger = logger
-        emulatorLogger.logLevel = .warning
-        var emulator = try ManagedIdentityEmulator(configuration: configuration(port: port), logger: emulatorLogger)
-        do {
-            try await emulator.start()
-        } catch {
-            // Another emulator holds the port; a free one works, though the cache cannot be reused across runs.
-            logger.notice("emulator port \(port) is busy; using a free port")
-            emulator = try ManagedIdentityEmulator(configuration: configuration(port: 0), logger: emulatorLogger)
-            try await emulator.start()
-        }
-        if verbose { logger.info("emulator of \(source) started at \(emulator.endpoint)") }
-        do {
-            let result = try await body(
-                ManagedIdentityEnvironment(variables: emulator.environment), emulator.arcKeyDirectory, caFile ?? emulator.caFile)
-            await emulator.stop()
-            return result
-        } catch {
-            await emulator.stop()
-            throw error
-        }
     }
 
     private func render(_ token: AccessToken) throws -> String {

@@ -68,6 +68,11 @@ public final class ManagedIdentityEmulator: Sendable {
         if configuration.source == .workloadIdentity {
             try rotateFederatedToken()
         }
+        // An installed agent's key directory exists before any challenge; so does the emulator's.
+        if let arcKeyDirectory, !FileManager.default.fileExists(atPath: arcKeyDirectory) {
+            try? FileManager.default.createDirectory(
+                atPath: arcKeyDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
     }
 
     /// Runs an emulator for the duration of `body`.

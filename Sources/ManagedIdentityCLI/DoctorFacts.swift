@@ -1,0 +1,77 @@
+import Foundation
+import ManagedIdentity
+import ManagedIdentityFileCache
+import ManagedIdentitySQLiteCache
+import NIOPosix
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `doctor` reads from the machine, in thin drivers; the decisions are ``Diagnostics``'.
+enum DoctorFacts {
+    static var platformArcKeyDirectory: String? {
+        #if os(Linux)
+        return "/var/opt/azcmagent/tokens"
+        #else
+        return nil
+        #endif
+    }
+
+    /// Whether a directory exists and this user may list and read it.
+    static func directoryAccess(_ path: String) -> (exists: Bool, readable: Bool) {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+        return (exists, exists && access(path, R_OK | X_OK) == 0)
+    }
+
+    /// The token file, read off the cooperative pool as the client reads it.
+    static func readTokenFile(_ path: String) async -> Result<String, ManagedIdentityError> {
+        do {
+            return try await NIOThreadPool.singleton.runIfActive { Diagnostics.readFederatedTokenFile(atPath: path) }
+        } catch {
+            return .failure(ManagedIdentityError(code: .federatedTokenFileUnreadable, message: "\(path) could not be read: \(error)"))
+        }
+    }
+
+    /// Opens the configured cache as `token` would, then reads its files' modes.
+    static func cacheCheck(_ options: CacheOptions) async -> DiagnosticCheck {
+        let description = options.cache.description
+        do {
+            try await options.withBackend { _ in }
+        } catch {
+            return DiagnosticCheck(
+                "cache", .problem, "\(description) cannot be opened: \(error)",
+                fix: "Choose a cache this user can create and write (--cache sqlite:PATH, file:DIRECTORY or memory).")
+        }
+        switch options.cache {
+        case .memory:
+            return DiagnosticCheck("cache", .info, "memory: nothing persists, nothing to check")
+        case .postgres:
+            return DiagnosticCheck("cache", .ok, "\(description): connected, schema current")
+        case .file(let directory):
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+                .map { directory + "/" + $0 }.filter(isRegularFile)
+            return Diagnostics.cacheModes(
+                description: description, directory: (directory, mode(directory)), files: files.map { ($0, mode($0)) },
+                writable: access(directory, W_OK) == 0)
+        case .sqlite(let path):
+            let directory = (path as NSString).deletingLastPathComponent
+            let files = [path, path + "-wal", path + "-shm"].filter(isRegularFile)
+            return Diagnostics.cacheModes(
+                description: description, directory: (directory, mode(directory)), files: files.map { ($0, mode($0)) },
+                writable: access(directory, W_OK) == 0 && (!isRegularFile(path) || access(path, W_OK) == 0))
+        }
+    }
+
+    static func mode(_ path: String) -> UInt16 {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return 0 }
+        return UInt16(status.st_mode & 0o7777)
+    }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        var status = stat()
+        return lstat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+    }
+}
