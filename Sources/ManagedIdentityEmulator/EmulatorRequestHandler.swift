@@ -135,6 +135,7 @@ struct EmulatorRequestHandler: Sendable {
         guard let resource = try single("resource"), !resource.isEmpty else {
             throw violation(400, code: "invalid_request", "Required audience parameter not specified.")
         }
+        guard Self.isSupportedResource(resource) else { throw unsupportedResource(resource) }
 
         let selectors = parameters.filter { Self.identityParameterNames.contains($0.name) }
         for selector in selectors where acceptedIdentityParameters[selector.name] == nil {
@@ -214,6 +215,51 @@ struct EmulatorRequestHandler: Sendable {
             throw notFound("Identity not found")
         }
         return match
+    }
+
+    /// A resource the real services can issue for: an absolute URI (`https://vault.azure.net`,
+    /// `api://app`) or an application id; not a bare host name, not a scope, no spaces.
+    static func isSupportedResource(_ resource: String) -> Bool {
+        if UUID(uuidString: resource) != nil { return true }
+        guard let schemeEnd = resource.range(of: "://"), !resource[..<schemeEnd.lowerBound].isEmpty,
+            resource[schemeEnd.upperBound...].first.map({ $0 != "/" }) == true
+        else { return false }
+        return !resource.contains(" ") && !resource.contains("/.default")
+    }
+
+    /// What each service answers for a resource it cannot issue for (protocol spec §6.1): App Service
+    /// its 500, Cloud Shell its `AudienceNotSupported`, the others Entra's AADSTS500011. The caller
+    /// sent a wrong value, not a wrong request: no violation.
+    private func unsupportedResource(_ resource: String) -> Refusal {
+        let response: EmulatorResponse
+        let correlationID = UUID().uuidString.lowercased()
+        let aadsts500011 = "AADSTS500011: The resource principal named \(resource) was not found in the tenant named emulator. "
+            + "This can happen if the application has not been installed by the administrator of the tenant or consented "
+            + "to by any user in the tenant."
+        switch configuration.source {
+        case .appService:
+            response = EmulatorResponse(
+                status: 500, headers: [("Content-Type", "application/json")],
+                body: JSONText.object([
+                    ("statusCode", 500), ("message", "An unexpected error occured while fetching the AAD Token."),
+                    ("correlationId", correlationID),
+                ]))
+        case .cloudShell:
+            response = errorResponse(
+                status: 400, code: "AudienceNotSupported",
+                message: "Audience scope is not a supported MSI token audience.Supported audiences: https://management.azure.com/")
+        case .workloadIdentity:
+            // Not reached: Entra's resource check is in respondAsEntra.
+            response = errorResponse(status: 400, code: "invalid_resource", message: aadsts500011)
+        case .imds, .azureArc, .machineLearning, .serviceFabric:
+            response = EmulatorResponse(
+                status: 400, headers: [("Content-Type", "application/json")],
+                body: JSONText.object([
+                    ("error", "invalid_resource"), ("error_description", aadsts500011), ("error_codes", [500_011]),
+                    ("correlation_id", correlationID),
+                ]))
+        }
+        return Refusal(response: response, reason: "unsupported resource", isViolation: false)
     }
 
     private func notFound(_ message: String) -> Refusal {

@@ -81,6 +81,23 @@ struct EndToEndTests {
         }
     }
 
+    /// Every source refuses a resource in the wrong form, as its real service does, and the error says
+    /// what the right forms are; the emulator does not count it as a protocol violation.
+    @Test(arguments: ManagedIdentitySource.allCases)
+    func aResourceInTheWrongFormIsRefusedWithAHint(source: ManagedIdentitySource) async throws {
+        try await ManagedIdentityEmulator.withRunning(EmulatorConfiguration(source: source, arcKeyDirectory: Self.arcDirectory())) { emulator in
+            let client = try Self.client(emulator)
+            await #expect {
+                try await client.token(for: "management.azure.com")
+            } throws: { error in
+                let error = try #require(error as? ManagedIdentityError)
+                return error.code == .requestFailed && error.message.contains("https://management.azure.com/.default")
+            }
+            #expect(emulator.violations.isEmpty, "\(emulator.violations)")
+            #expect(emulator.statistics.tokensIssued == 0)
+        }
+    }
+
     @Test(arguments: [ManagedIdentitySource.imds, .appService, .azureArc, .serviceFabric])
     func retriesUnderInjectedFaults(source: ManagedIdentitySource) async throws {
         try await ManagedIdentityEmulator.withRunning(EmulatorConfiguration(source: source, arcKeyDirectory: Self.arcDirectory())) { emulator in

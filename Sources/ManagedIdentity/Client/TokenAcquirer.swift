@@ -209,7 +209,8 @@ struct TokenAcquirer: Sendable {
                 + sourceVariables.joined(separator: ", ") + "), so the Azure Instance Metadata Service was tried"
             message += endpoint.endpoint.host == IMDSEndpoint.defaultBase.host
                 ? "; this host may not be an Azure VM, or its identity endpoint may be blocked."
-                : " at \(endpoint.endpoint.scheme)://\(endpoint.endpoint.host) (from AZURE_POD_IDENTITY_AUTHORITY_HOST)."
+                : " at \(endpoint.endpoint.scheme)://\(endpoint.endpoint.host)\(endpoint.endpoint.port.map { ":\($0)" } ?? "") "
+                    + "(from AZURE_POD_IDENTITY_AUTHORITY_HOST)."
         } else if endpoint.source == .workloadIdentity {
             message += " Microsoft Entra ID was tried at \(endpoint.endpoint.scheme)://\(endpoint.endpoint.host) (from "
                 + "\(ManagedIdentityVariable.authorityHost)); check that the pod can reach it (egress rules, DNS, proxy)."
@@ -244,6 +245,9 @@ struct TokenAcquirer: Sendable {
                     + message.dropPrefix("[Managed Identity] ")
             default: break
             }
+        }
+        if EntraErrorResponse.blamesResource(response.body, status: response.status, source: endpoint.source) {
+            message += " " + EntraErrorResponse.resourceHint
         }
         if response.status == 401 || response.status == 403, endpoint.source != .azureArc {
             message += " The endpoint refused the request's credentials: check that the secret variable ("

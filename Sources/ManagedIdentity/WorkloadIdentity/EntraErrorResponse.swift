@@ -54,11 +54,30 @@ struct EntraErrorResponse: Equatable, Sendable {
                 + "given in code) and \(V.tenantID)."
         case 50020, 90002:
             return "The tenant is wrong for this identity; check \(V.tenantID)."
+        case 500011:
+            return resourceHint
         case 1002012, 70011:
             return "Ask for one resource, such as https://management.azure.com, or one scope ending in /.default."
         default:
             return nil
         }
+    }
+
+    /// What to do when a service cannot issue for the resource: MSAL.NET's troubleshooting names
+    /// an unsupported or malformed resource as a common failure.
+    static let resourceHint =
+        "The resource may be unsupported or in the wrong form: pass an application ID URI such as "
+        + "https://management.azure.com or https://graph.microsoft.com, or a scope such as https://management.azure.com/.default."
+
+    /// Whether an endpoint's error body says the resource is the problem: Entra's AADSTS500011 (passed
+    /// through by IMDS, Arc and Service Fabric), Cloud Shell's `AudienceNotSupported`, or App Service's
+    /// 500 "An unexpected error occured while fetching the AAD Token" (its answer to a bad resource).
+    static func blamesResource(_ body: [UInt8], status: Int, source: ManagedIdentitySource) -> Bool {
+        let text = String(decoding: body.prefix(ErrorResponseParser.maximumQuotedBody * 4), as: UTF8.self)
+        if text.contains("AADSTS500011") || text.contains("\"invalid_resource\"") || text.contains("AudienceNotSupported") {
+            return true
+        }
+        return source == .appService && status == 500 && text.contains("while fetching the AAD Token")
     }
 
     /// The error for a refused exchange, with Entra's own words, codes, ids and a hint. Control
@@ -71,8 +90,10 @@ struct EntraErrorResponse: Equatable, Sendable {
         if !codes.isEmpty, !(description ?? "").contains("AADSTS") {
             message += " Codes: " + codes.map { "AADSTS\($0)" }.joined(separator: ", ") + "."
         }
-        if let traceID { message += " Trace ID: \(Self.clean(traceID))." }
-        if let correlationID { message += " Correlation ID: \(Self.clean(correlationID))." }
+        // Entra's description usually ends with both ids already; they are added only when it does not.
+        let described = description ?? ""
+        if let traceID, !described.contains(traceID) { message += " Trace ID: \(Self.clean(traceID))." }
+        if let correlationID, !described.contains(correlationID) { message += " Correlation ID: \(Self.clean(correlationID))." }
         if let hint = codes.lazy.compactMap(Self.hint).first { message += " " + hint }
         var failure = ManagedIdentityError(
             code: .requestFailed, message: message, source: .workloadIdentity, statusCode: status,
