@@ -10,7 +10,8 @@ import Glibc
 /// Discovery over real loopback sockets: an IMDS that answers 400, a port nobody listens on, a
 /// listener that never answers, and a server that is not IMDS. Each is probed once.
 struct DiscoveryEndToEndTests {
-    static func discovery(imdsBase: String, timeout: Duration = .seconds(1)) -> ManagedIdentityDiscovery {
+    /// A generous timeout where something answers: the full suite runs on two busy cores.
+    static func discovery(imdsBase: String, timeout: Duration = .seconds(10)) -> ManagedIdentityDiscovery {
         ManagedIdentityDiscovery(
             environment: ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": imdsBase]),
             probeTimeout: timeout)
@@ -47,7 +48,7 @@ struct DiscoveryEndToEndTests {
             .capabilities()
         #expect(capabilities.source == nil)
         #expect(capabilities.probe == .timedOut)
-        #expect(ContinuousClock.now - started < .seconds(5), "the probe's timeout bounds it")
+        #expect(ContinuousClock.now - started < .seconds(30), "the probe's timeout bounds it: no hang")
     }
 
     @Test func aServerThatIsNotIMDSIsNoneAndA404IsNotRetried() async throws {

@@ -54,11 +54,17 @@ public struct ManagedIdentityCapabilities: Sendable, Equatable, CustomStringConv
                 reason: "no source variable is set, and \(origin) answered the probe with HTTP \(status), which is not "
                     + "how the Instance Metadata Service answers (HTTP 400)",
                 probe: probe)
-        case .unreachable, .timedOut:
+        case .unreachable(let message):
             return ManagedIdentityCapabilities(
                 source: nil,
-                reason: "no source variable is set, and the Instance Metadata Service at \(origin) is \(probe): this "
-                    + "host is not an Azure VM, or its identity endpoint is blocked",
+                reason: "no source variable is set, and the Instance Metadata Service at \(origin) cannot be reached "
+                    + "(\(message)): this host is not an Azure VM, or its identity endpoint is blocked",
+                probe: probe)
+        case .timedOut:
+            return ManagedIdentityCapabilities(
+                source: nil,
+                reason: "no source variable is set, and the Instance Metadata Service at \(origin) did not answer the "
+                    + "probe in time: this host is not an Azure VM, its identity endpoint is blocked, or it is very busy",
                 probe: probe)
         }
     }
