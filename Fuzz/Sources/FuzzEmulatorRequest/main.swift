@@ -7,17 +7,26 @@ import ManagedIdentity
 // The emulator's request handling, which users run inside their own tests: the query string as it
 // arrives (form-decoded), any method, path, headers and body, for every source. Invariants: no
 // crash or hang; every answer is a valid HTTP status with a JSON body or none; a request without
-// the source's secret never gets a token.
+// the source's secret, or for workload identity without the current federated assertion, never
+// gets a token.
 
+let assertion = "fuzz-federated-assertion"
 let handlers: [EmulatorRequestHandler] = ManagedIdentitySource.allCases.map { source in
     let configuration = EmulatorConfiguration(source: source, arcKeyDirectory: fuzzDirectory + "/emulator-arc", secret: "emulator-secret")
+    let state = EmulatorState(configuration: configuration)
+    state.setFederatedToken(assertion, expires: Date(timeIntervalSince1970: 1_767_229_200))
     return EmulatorRequestHandler(
-        configuration: configuration, state: EmulatorState(configuration: configuration), secret: "emulator-secret",
+        configuration: configuration, state: state, secret: "emulator-secret",
         arcKeyDirectory: configuration.arcKeyDirectory, now: { Date(timeIntervalSince1970: 1_767_225_600) })
 }
 let methods = ["GET", "POST", "PUT", "DELETE", "get", ""]
-let paths = ["/metadata/identity/oauth2/token", "/msi/token", "/token", "/", ""]
-let headerNames = ["metadata", "x-identity-header", "secret", "authorization", "content-type", "x-ms-client-request-id"]
+let paths = [
+    "/metadata/identity/oauth2/token", "/msi/token", "/token", "/", "",
+    "/\(EmulatorConfiguration.defaultTenantID)/oauth2/v2.0/token",
+]
+let headerNames = [
+    "metadata", "x-identity-header", "secret", "authorization", "content-type", "x-ms-client-request-id", "client-request-id",
+]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzEmulatorRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
@@ -45,6 +54,11 @@ public func fuzzEmulatorRequest(_ start: UnsafeRawPointer, _ count: Int) -> CInt
     let needsSecret = [.appService, .machineLearning, .serviceFabric].contains(handler.configuration.source)
     if needsSecret, !sentSecret, response.status == 200, response.body.contains("access_token") {
         finding("a token without the secret")
+    }
+    if handler.configuration.source == .workloadIdentity, response.status == 200, response.body.contains("access_token"),
+        !String(decoding: request.body, as: UTF8.self).contains(assertion)
+    {
+        finding("a workload identity token without the federated assertion")
     }
     return 0
 }
