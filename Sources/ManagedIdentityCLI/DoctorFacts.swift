@@ -4,10 +4,6 @@ import ManagedIdentityFileCache
 import ManagedIdentitySQLiteCache
 import NIOPosix
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// What `doctor` reads from the machine, in thin drivers; the decisions are ``Diagnostics``'.
 enum DoctorFacts {
     static var platformArcKeyDirectory: String? {
@@ -64,14 +60,15 @@ enum DoctorFacts {
         }
     }
 
+    /// A path's permission bits, or 0 when it cannot be read.
     static func mode(_ path: String) -> UInt16 {
-        var status = stat()
-        guard stat(path, &status) == 0 else { return 0 }
-        return UInt16(status.st_mode & 0o7777)
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        return UInt16(truncatingIfNeeded: (attributes?[.posixPermissions] as? Int) ?? 0)
     }
 
+    /// Whether a path is a regular file, not following a symbolic link.
     static func isRegularFile(_ path: String) -> Bool {
-        var status = stat()
-        return lstat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        return (attributes?[.type] as? FileAttributeType) == .typeRegular
     }
 }
