@@ -4,8 +4,9 @@ import ManagedIdentity
 import ManagedIdentityTesting
 
 // The whole response path of every source, through the public client: status, headers and body
-// chosen by the fuzzer; Azure Arc's challenge first when the source is Arc. Invariants: no crash or
-// hang, a token only from a 200, with a finite expiry, and no secret in any error.
+// chosen by the fuzzer; Azure Arc's challenge first when the source is Arc; workload identity with a
+// token file whose content is the assertion. Invariants: no crash or hang, a token only from a 200,
+// with a finite expiry, and no secret (an assertion included) in any error.
 
 let secret = "fuzz-secret-6f1d2c"
 let arcDirectory = fuzzDirectory + "/arc-token"
@@ -21,6 +22,18 @@ let environments: [ManagedIdentitySource: [String: String]] = [
         "IDENTITY_ENDPOINT": "https://127.0.0.1:2377/metadata/identity/oauth2/token", "IDENTITY_HEADER": secret,
         "IDENTITY_SERVER_THUMBPRINT": "ABABABABABABABABABABABABABABABABABABABAB",
     ],
+]
+// Workload identity's assertion is the token file's content: a secret that Entra's answer may echo.
+let assertion = "fuzz-assertion-3e8a41"
+let tokenFile: String = {
+    try? FileManager.default.createDirectory(atPath: fuzzDirectory, withIntermediateDirectories: true)
+    let path = fuzzDirectory + "/wi-token"
+    _ = FileManager.default.createFile(atPath: path, contents: Data(assertion.utf8))
+    return path
+}()
+let workloadIdentityEnvironment = [
+    "AZURE_FEDERATED_TOKEN_FILE": tokenFile, "AZURE_TENANT_ID": "fuzz-tenant",
+    "AZURE_AUTHORITY_HOST": "https://127.0.0.1:47998/", "AZURE_CLIENT_ID": "c-1",
 ]
 let identities: [ManagedIdentityID] = [.systemAssigned, .clientID("c-1"), .objectID("o-1"), .resourceID("/sub/r-1")]
 let statuses = [200, 200, 200, 200, 400, 401, 403, 404, 410, 429, 500, 503]
@@ -51,7 +64,9 @@ public func fuzzTokenResponse(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         client = try ManagedIdentityClient(
             identity: identity,
             configuration: .init(
-                source: source, environment: ManagedIdentityEnvironment(variables: environments[source] ?? [:]),
+                source: source,
+                environment: ManagedIdentityEnvironment(
+                    variables: source == .workloadIdentity ? workloadIdentityEnvironment : environments[source] ?? [:]),
                 retriesEnabled: false, clock: clock, arcKeyDirectory: arcDirectory, hostDiscriminator: "fuzz"),
             cache: TokenCache(), transport: ScriptedTransport(responses))
     } catch {
@@ -70,7 +85,8 @@ public func fuzzTokenResponse(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
         // Only where it is this source's secret: another source's endpoint may echo any text.
         let text = "\(error)" + ((error as? ManagedIdentityError)?.message ?? "")
         let secrets = (environments[source] ?? [:]).values.contains(secret) ? [secret] : []
-        for value in secrets + (source == .azureArc ? ["arc-key-9a7b"] : []) where text.contains(value) {
+        let sourceSecrets = source == .azureArc ? ["arc-key-9a7b"] : source == .workloadIdentity ? [assertion] : []
+        for value in secrets + sourceSecrets where text.contains(value) {
             finding("a secret of \(source) in an error message")
         }
     }
