@@ -85,7 +85,7 @@ struct TokenAcquirer: Sendable {
         var response = try await send(endpoint.makeRequest(parameters), attempts: &attempts, logger: logger)
         if let arc = endpoint as? AzureArcEndpoint, response.status == 401 {
             logger.debug("Azure Arc challenge received; reading the key file")
-            let key = try arc.readChallengeKey(response)
+            let key = try await arc.readChallengeKey(response)
             response = try await send(arc.makeRequest(parameters, key: key), attempts: &attempts, logger: logger)
         }
         guard response.status == 200 else { throw failure(from: response) }

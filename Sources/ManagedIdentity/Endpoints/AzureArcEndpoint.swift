@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 
 /// Azure Arc: `GET <IDENTITY_ENDPOINT>`, `api-version=2020-06-01`, header `Metadata: true`; the agent
 /// answers 401 with `WWW-Authenticate: Basic realm=<key file>`, and the request is sent again with
@@ -58,7 +59,7 @@ struct AzureArcEndpoint: SourceEndpoint {
     }
 
     /// Reads the key the challenge points to, under every rule of the agent's protocol.
-    func readChallengeKey(_ response: HTTPTransportResponse) throws(ManagedIdentityError) -> Secret {
+    func readChallengeKey(_ response: HTTPTransportResponse) async throws(ManagedIdentityError) -> Secret {
         guard let challenge = response.header("WWW-Authenticate") else {
             throw .requestFailed(
                 "Did not receive expected WWW-Authenticate header in the response from Azure Arc Managed Identity "
@@ -71,7 +72,17 @@ struct AzureArcEndpoint: SourceEndpoint {
                 source: .azureArc)
         }
         let path = try ArcChallenge.keyFilePath(fromHeader: challenge)
-        return try ArcChallenge.readKey(atPath: path, allowedDirectory: keyDirectory)
+        // The key file's checks and read are file system calls: they run on NIO's blocking pool, not
+        // on the cooperative pool.
+        let read: Result<Secret, ManagedIdentityError>
+        do {
+            read = try await NIOThreadPool.singleton.runIfActive {
+                Result { () throws(ManagedIdentityError) in try ArcChallenge.readKey(atPath: path, allowedDirectory: keyDirectory) }
+            }
+        } catch {
+            throw .requestFailed("The Azure Arc key file could not be read: \(error).", source: .azureArc)
+        }
+        return try read.get()
     }
 
     /// A user-assigned identity is honoured only if the agent's answer names it: an agent that
