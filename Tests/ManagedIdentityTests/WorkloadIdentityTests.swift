@@ -302,3 +302,35 @@ struct WorkloadIdentityTests {
         #expect(user != base, "another source with the same endpoint text and id is another partition")
     }
 }
+
+/// A claims challenge reaches Entra, merged with the capabilities; managed identity endpoints never get it.
+struct WorkloadIdentityClaimsTests {
+    @Test func aClaimsChallengeIsSentMergedWithTheCapabilities() async throws {
+        let (variables, _) = try WorkloadIdentityTests.environment()
+        let transport = FakeTransport(responses: [WorkloadIdentityTests.entraSuccess])
+        let client = try WorkloadIdentityTests.client(variables, transport: transport, capabilities: ["CP1"])
+        let challenge = #"{"access_token":{"nbf":{"essential":true,"value":"1700000000"}}}"#
+        _ = try await client.token(for: "https://r", options: TokenRequestOptions(claims: challenge))
+        let request = try #require(transport.requests.first)
+        let sent = try #require(WorkloadIdentityTests.form(request)["claims"])
+        #expect(sent == #"{"access_token":{"nbf":{"essential":true,"value":"1700000000"},"xms_cc":{"values":["CP1"]}}}"#)
+    }
+
+    @Test(arguments: [
+        (nil as String?, [] as [String], nil as String?),
+        (nil, ["CP1"], #"{"access_token":{"xms_cc":{"values":["CP1"]}}}"#),
+        (#"{"id_token":{}}"#, [], #"{"id_token":{}}"#),
+        ("not json", ["CP1"], "not json"),
+    ])
+    func theClaimsParameter(challenge: String?, capabilities: [String], expected: String?) {
+        #expect(WorkloadIdentityEndpoint.claims(challenge: challenge, capabilities: capabilities) == expected)
+    }
+
+    @Test func managedIdentityEndpointsAreNotSentTheChallenge() async throws {
+        let transport = FakeTransport(responses: [.token()])
+        let client = try makeClient(environment: TestEnvironment.make(TestEnvironment.appService), transport: transport)
+        _ = try await client.token(for: "https://r", options: TokenRequestOptions(claims: #"{"access_token":{}}"#))
+        let request = try #require(transport.requests.first)
+        #expect(request.body == nil && request.queryValue("claims") == nil)
+    }
+}

@@ -19,6 +19,8 @@ final class TokenCacheAccessor: Sendable {
         var lookup: ManagedIdentityMetrics.LookupResult
         /// Whether no caller waits for it.
         var background = false
+        /// The caller's claims challenge; only workload identity sends it (to Entra).
+        var claims: String? = nil
     }
 
     typealias Fetcher = @Sendable (Fetch, Logger) async throws -> IssuedToken
@@ -106,7 +108,7 @@ final class TokenCacheAccessor: Sendable {
         instruments.lookedUp(lookup)
         let fetch = Fetch(
             resource: resource, correlationID: correlationID, revokedTokenHash: revoking.map { Self.sha256Hex($0.accessToken) },
-            lookup: lookup)
+            lookup: lookup, claims: options.claims)
         if request != .normal {
             // A forced request wants a new token, not the result of one already in flight.
             return handedOut(try await fetchAndStore(fetch, entryKey: entryKey, reason: reason, logger: logger))

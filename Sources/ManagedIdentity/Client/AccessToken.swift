@@ -78,7 +78,8 @@ public struct TokenRequestOptions: Sendable {
     /// Skip the cache and ask the endpoint.
     public var forceRefresh: Bool
     /// A claims challenge from a resource: the cached token is not returned, and Service Fabric is
-    /// told to replace it (`token_sha256_to_refresh`). The claims themselves are not sent (MSAL.NET).
+    /// told to replace it (`token_sha256_to_refresh`). Managed identity endpoints are not sent the
+    /// claims (MSAL.NET); workload identity sends them to Entra, merged with the client capabilities.
     public var claims: String?
     /// The correlation id to send and log; a new one is made when `nil`.
     public var correlationID: String?

@@ -89,7 +89,7 @@ public final class ManagedIdentityClient: Sendable {
                     TokenRequestParameters(
                         resource: fetch.resource, identity: partitionIdentity, correlationID: fetch.correlationID.string,
                         clientCapabilities: clientCapabilities, revokedTokenHash: fetch.revokedTokenHash,
-                        timeout: requestTimeout),
+                        claims: fetch.claims, timeout: requestTimeout),
                     purpose: TokenAcquirer.Purpose(lookup: fetch.lookup, background: fetch.background),
                     logger: logger)
             })

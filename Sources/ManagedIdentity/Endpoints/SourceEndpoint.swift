@@ -8,6 +8,8 @@ struct TokenRequestParameters: Sendable {
     var clientCapabilities: [String]
     /// SHA-256 of the cached token being replaced because of claims; sent to Service Fabric only.
     var revokedTokenHash: String?
+    /// A claims challenge; sent by workload identity only (managed identity endpoints take none).
+    var claims: String? = nil
     var timeout: Duration
 }
 

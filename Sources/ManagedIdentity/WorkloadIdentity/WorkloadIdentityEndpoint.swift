@@ -121,6 +121,26 @@ struct WorkloadIdentityEndpoint: SourceEndpoint {
     /// The identity the partition is named by: always a client id.
     var identity: ManagedIdentityID { .clientID(clientID) }
 
+    /// The `claims` parameter: the caller's claims challenge with the client capabilities merged into
+    /// its `access_token` member (`{"access_token":{"xms_cc":{"values":["CP1"]}}}`), as MSAL merges
+    /// them. A challenge that is not a JSON object is sent as given, for Entra to refuse in its words.
+    static func claims(challenge: String?, capabilities: [String]) -> String? {
+        let capabilitiesJSON = #"{"access_token":{"xms_cc":{"values":["#
+            + capabilities.map { "\"" + jsonEscaped($0) + "\"" }.joined(separator: ",") + "]}}}"
+        guard let challenge, !challenge.isEmpty else { return capabilities.isEmpty ? nil : capabilitiesJSON }
+        guard !capabilities.isEmpty else { return challenge }
+        guard var object = (try? JSONSerialization.jsonObject(with: Data(challenge.utf8))) as? [String: Any] else {
+            return challenge
+        }
+        var accessToken = object["access_token"] as? [String: Any] ?? [:]
+        accessToken["xms_cc"] = ["values": capabilities]
+        object["access_token"] = accessToken
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            return challenge
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// A JSON string's content: quotes, backslashes and control characters escaped.
     static func jsonEscaped(_ text: String) -> String {
         var escaped = ""
@@ -144,9 +164,8 @@ struct WorkloadIdentityEndpoint: SourceEndpoint {
             QueryItem(name: "grant_type", value: "client_credentials"),
             QueryItem(name: "scope", value: parameters.resource + "/.default"),
         ]
-        if !parameters.clientCapabilities.isEmpty {
-            let values = parameters.clientCapabilities.map { "\"" + Self.jsonEscaped($0) + "\"" }.joined(separator: ",")
-            form.append(QueryItem(name: "claims", value: #"{"access_token":{"xms_cc":{"values":["# + values + "]}}}"))
+        if let claims = Self.claims(challenge: parameters.claims, capabilities: parameters.clientCapabilities) {
+            form.append(QueryItem(name: "claims", value: claims))
         }
         let body = form.map { PercentEncoding.encode($0.name) + "=" + PercentEncoding.encode($0.value) }
             .joined(separator: "&")
