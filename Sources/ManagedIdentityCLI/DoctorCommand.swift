@@ -20,25 +20,14 @@ struct DoctorCommand: AsyncParsableCommand {
     @Option(help: "The resource to try to get a token for.")
     var resource: String = "https://management.azure.com"
 
-    @Option(name: .customLong("client-id"), help: "Check the user-assigned identity with this client id.")
-    var clientID: String?
+    @OptionGroup var identityOptions: IdentityOptions
 
-    @Option(name: .customLong("object-id"), help: "Check the user-assigned identity with this object (principal) id.")
-    var objectID: String?
-
-    @Option(name: .customLong("resource-id"), help: "Check the user-assigned identity with this ARM resource id.")
-    var resourceID: String?
-
-    @Option(help: "The managed identity source, instead of detecting it: \(ManagedIdentitySource.allValueStrings.joined(separator: ", ")).")
-    var source: ManagedIdentitySource?
+    var identity: ManagedIdentityID { identityOptions.identity }
+    var source: ManagedIdentitySource? { identityOptions.source }
+    var caFile: String? { identityOptions.caFile }
+    var arcKeyDir: String? { identityOptions.arcKeyDir }
 
     @OptionGroup var cacheOptions: CacheOptions
-
-    @Option(name: .customLong("ca-file"), help: "Workload identity: a PEM file of certificates to trust for the authority.")
-    var caFile: String?
-
-    @Option(help: "The directory Azure Arc key files must be in (default: the platform's).")
-    var arcKeyDir: String?
 
     @Option(help: "Seconds the token attempt may take.")
     var timeout: Int = 10
@@ -56,17 +45,7 @@ struct DoctorCommand: AsyncParsableCommand {
         case text, json
     }
 
-    var identity: ManagedIdentityID {
-        if let clientID { return .clientID(clientID) }
-        if let objectID { return .objectID(objectID) }
-        if let resourceID { return .resourceID(resourceID) }
-        return .systemAssigned
-    }
-
     func validate() throws {
-        if [clientID, objectID, resourceID].compactMap({ $0 }).count > 1 {
-            throw ValidationError("Give at most one of --client-id, --object-id and --resource-id.")
-        }
         if timeout < 1 { throw ValidationError("--timeout must be at least 1 second.") }
         if probeTimeoutMs < 1 { throw ValidationError("--probe-timeout-ms must be positive.") }
     }
@@ -111,7 +90,7 @@ struct DoctorCommand: AsyncParsableCommand {
                     Diagnostics.tokenFile(path: path, read: await DoctorFacts.readTokenFile(path), now: Date()))
             }
         case .azureArc:
-            let directory = arcKeyDirectory ?? DoctorFacts.platformArcKeyDirectory
+            let directory = arcKeyDirectory ?? Diagnostics.arcKeyDirectory
             let facts = directory.map(DoctorFacts.directoryAccess)
             checks.append(Diagnostics.arcKeyDirectory(path: directory, exists: facts?.exists ?? false, readable: facts?.readable ?? false))
         default:

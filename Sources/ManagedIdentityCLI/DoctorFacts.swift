@@ -6,14 +6,6 @@ import NIOPosix
 
 /// What `doctor` reads from the machine, in thin drivers; the decisions are ``Diagnostics``'.
 enum DoctorFacts {
-    static var platformArcKeyDirectory: String? {
-        #if os(Linux)
-        return "/var/opt/azcmagent/tokens"
-        #else
-        return nil
-        #endif
-    }
-
     /// Whether a directory exists and this user may list and read it.
     static func directoryAccess(_ path: String) -> (exists: Bool, readable: Bool) {
         var isDirectory: ObjCBool = false
@@ -50,14 +42,25 @@ enum DoctorFacts {
                 .map { directory + "/" + $0 }.filter(isRegularFile)
             return Diagnostics.cacheModes(
                 description: description, directory: (directory, mode(directory)), files: files.map { ($0, mode($0)) },
-                writable: access(directory, W_OK) == 0)
+                writable: writesPrivately(in: directory))
         case .sqlite(let path):
             let directory = (path as NSString).deletingLastPathComponent
             let files = [path, path + "-wal", path + "-shm"].filter(isRegularFile)
             return Diagnostics.cacheModes(
                 description: description, directory: (directory, mode(directory)), files: files.map { ($0, mode($0)) },
-                writable: access(directory, W_OK) == 0 && (!isRegularFile(path) || access(path, W_OK) == 0))
+                writable: writesPrivately(in: directory) && (!isRegularFile(path) || access(path, W_OK) == 0))
         }
+    }
+
+    /// Whether this user can write a file in the directory and it gets the cache's mode (0600): a
+    /// probe file is created and removed, as the backends create theirs.
+    static func writesPrivately(in directory: String) -> Bool {
+        let probe = directory + "/.doctor-probe-" + UUID().uuidString.lowercased()
+        guard FileManager.default.createFile(atPath: probe, contents: Data(), attributes: [.posixPermissions: 0o600]) else {
+            return false
+        }
+        defer { try? FileManager.default.removeItem(atPath: probe) }
+        return mode(probe) == 0o600
     }
 
     /// A path's permission bits, or 0 when it cannot be read.

@@ -18,17 +18,12 @@ struct TokenCommand: AsyncParsableCommand {
     @Option(help: "The resource, or a scope ending in /.default.")
     var resource: String
 
-    @Option(name: .customLong("client-id"), help: "Use the user-assigned identity with this client id.")
-    var clientID: String?
+    @OptionGroup var identityOptions: IdentityOptions
 
-    @Option(name: .customLong("object-id"), help: "Use the user-assigned identity with this object (principal) id.")
-    var objectID: String?
-
-    @Option(name: .customLong("resource-id"), help: "Use the user-assigned identity with this ARM resource id.")
-    var resourceID: String?
-
-    @Option(help: "The managed identity source, instead of detecting it: \(ManagedIdentitySource.allValueStrings.joined(separator: ", ")).")
-    var source: ManagedIdentitySource?
+    var identity: ManagedIdentityID { identityOptions.identity }
+    var source: ManagedIdentitySource? { identityOptions.source }
+    var caFile: String? { identityOptions.caFile }
+    var arcKeyDir: String? { identityOptions.arcKeyDir }
 
     @OptionGroup var cacheOptions: CacheOptions
 
@@ -41,14 +36,6 @@ struct TokenCommand: AsyncParsableCommand {
     @Option(help: "What to print: json (the token and its details) or token (the token alone).")
     var output: OutputFormat = .json
 
-    @Option(help: "The directory Azure Arc key files must be in (default: the platform's).")
-    var arcKeyDir: String?
-
-    @Option(
-        name: .customLong("ca-file"),
-        help: "Workload identity: a PEM file of certificates to trust for the authority instead of the system's (the emulator's ca_file).")
-    var caFile: String?
-
     @Option(help: "Seconds one HTTP exchange may take.")
     var timeout: Int = 30
 
@@ -59,17 +46,7 @@ struct TokenCommand: AsyncParsableCommand {
         case json, token
     }
 
-    var identity: ManagedIdentityID {
-        if let clientID { return .clientID(clientID) }
-        if let objectID { return .objectID(objectID) }
-        if let resourceID { return .resourceID(resourceID) }
-        return .systemAssigned
-    }
-
     func validate() throws {
-        if [clientID, objectID, resourceID].compactMap({ $0 }).count > 1 {
-            throw ValidationError("Give at most one of --client-id, --object-id and --resource-id.")
-        }
         if timeout < 1 { throw ValidationError("--timeout must be at least 1 second.") }
     }
 

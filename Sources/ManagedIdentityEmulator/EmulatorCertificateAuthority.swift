@@ -5,14 +5,17 @@ import SwiftASN1
 import X509
 
 /// A certificate authority made at start-up and the server certificate it signs for 127.0.0.1 and
-/// localhost, as the workload identity emulator presents them. The authority's certificate is
-/// written as PEM, so any client (this library, Python's requests, .NET, curl) can trust it as its
-/// only root without turning verification off.
+/// localhost, which the HTTPS emulators present. Workload identity writes the authority's certificate
+/// as PEM, so any client (this library, Python's requests, .NET, curl) can trust it as its only root
+/// without turning verification off; Service Fabric's clients pin the server certificate by its
+/// SHA-1 thumbprint instead, as they pin a cluster's.
 struct EmulatorCertificateAuthority: Sendable {
     let serverCertificate: NIOSSLCertificate
     let serverKey: NIOSSLPrivateKey
     /// The authority's certificate, PEM-encoded.
     let authorityPEM: String
+    /// The SHA-1 of the server certificate's DER, as 40 upper-case hexadecimal characters.
+    let serverThumbprint: String
 
     init(now: Date = Date()) throws {
         let authorityKey = P256.Signing.PrivateKey()
@@ -63,7 +66,9 @@ struct EmulatorCertificateAuthority: Sendable {
 
         var serializer = DER.Serializer()
         try serializer.serialize(server)
-        self.serverCertificate = try NIOSSLCertificate(bytes: serializer.serializedBytes, format: .der)
+        let der = serializer.serializedBytes
+        self.serverCertificate = try NIOSSLCertificate(bytes: der, format: .der)
+        self.serverThumbprint = Insecure.SHA1.hash(data: der).map { String(format: "%02X", $0) }.joined()
         self.serverKey = try NIOSSLPrivateKey(bytes: Array(serverKey.pemRepresentation.utf8), format: .pem)
         self.authorityPEM = try authority.serializeAsPEM().pemString + "\n"
     }

@@ -85,14 +85,7 @@ extension EmulatorRequestHandler {
                     + "with /.default suffixed to the resource identifier (application ID URI).")
         }
         let resource = String(scope.dropLast("/.default".count))
-        guard Self.isSupportedResource(resource) else {
-            throw Refusal(
-                response: entraError(
-                    status: 400, error: "invalid_resource", code: 500_011,
-                    description: "The resource principal named \(resource) was not found in the tenant named \(configuration.tenantID).",
-                    correlationID: correlationID),
-                reason: "unsupported resource", isViolation: false)
-        }
+        guard Self.isSupportedResource(resource) else { throw unsupportedResource(resource, correlationID: correlationID) }
 
         switch state.admit(identity: identity.label, resource: resource) {
         case .fail(let status, let retryAfter):

@@ -135,7 +135,7 @@ struct EmulatorRequestHandler: Sendable {
         guard let resource = try single("resource"), !resource.isEmpty else {
             throw violation(400, code: "invalid_request", "Required audience parameter not specified.")
         }
-        guard Self.isSupportedResource(resource) else { throw unsupportedResource(resource) }
+        guard Self.isSupportedResource(resource) else { throw unsupportedResource(resource, correlationID: UUID().uuidString.lowercased()) }
 
         let selectors = parameters.filter { Self.identityParameterNames.contains($0.name) }
         for selector in selectors where acceptedIdentityParameters[selector.name] == nil {
@@ -230,9 +230,8 @@ struct EmulatorRequestHandler: Sendable {
     /// What each service answers for a resource it cannot issue for (protocol spec §6.1): App Service
     /// its 500, Cloud Shell its `AudienceNotSupported`, the others Entra's AADSTS500011. The caller
     /// sent a wrong value, not a wrong request: no violation.
-    private func unsupportedResource(_ resource: String) -> Refusal {
+    func unsupportedResource(_ resource: String, correlationID: String) -> Refusal {
         let response: EmulatorResponse
-        let correlationID = UUID().uuidString.lowercased()
         let aadsts500011 = "AADSTS500011: The resource principal named \(resource) was not found in the tenant named emulator. "
             + "This can happen if the application has not been installed by the administrator of the tenant or consented "
             + "to by any user in the tenant."
@@ -249,8 +248,10 @@ struct EmulatorRequestHandler: Sendable {
                 status: 400, code: "AudienceNotSupported",
                 message: "Audience scope is not a supported MSI token audience.Supported audiences: https://management.azure.com/")
         case .workloadIdentity:
-            // Not reached: Entra's resource check is in respondAsEntra.
-            response = errorResponse(status: 400, code: "invalid_resource", message: aadsts500011)
+            response = entraError(
+                status: 400, error: "invalid_resource", code: 500_011,
+                description: "The resource principal named \(resource) was not found in the tenant named \(configuration.tenantID).",
+                correlationID: correlationID)
         case .imds, .azureArc, .machineLearning, .serviceFabric:
             response = EmulatorResponse(
                 status: 400, headers: [("Content-Type", "application/json")],

@@ -13,7 +13,7 @@ import Synchronization
 /// A local, strict emulator of one managed identity source, for tests, demos and running without Azure.
 ///
 /// It binds to 127.0.0.1 only, plays the chosen source's protocol (Service Fabric over HTTPS with a
-/// self-signed certificate it reports the thumbprint of), issues JWT-shaped tokens naming the
+/// certificate it reports the thumbprint of), issues JWT-shaped tokens naming the
 /// identity, resource and a serial number, counts requests per identity and resource, injects faults,
 /// and records every request the real service would refuse as a violation.
 ///
@@ -33,7 +33,7 @@ public final class ManagedIdentityEmulator: Sendable {
     public let arcKeyDirectory: String?
 
     let state: EmulatorState
-    private let certificate: SelfSignedCertificate?
+    /// The TLS identity of the HTTPS sources (Service Fabric, workload identity).
     private let authority: EmulatorCertificateAuthority?
     /// Workload identity's files, and whether the emulator made their directory (and so removes it).
     private let workloadIdentityFiles: (directory: String, owned: Bool)?
@@ -53,16 +53,14 @@ public final class ManagedIdentityEmulator: Sendable {
         self.arcKeyDirectory =
             configuration.source == .azureArc ? (configuration.arcKeyDirectory ?? "/var/opt/azcmagent/tokens") : nil
         self.state = EmulatorState(configuration: configuration)
-        self.certificate = configuration.source == .serviceFabric ? try SelfSignedCertificate() : nil
         self.logger = logger ?? Logger(label: "managed-identity-emulator", factory: { _ in SwiftLogNoOpLogHandler() })
-        if configuration.source == .workloadIdentity {
-            let authority = try EmulatorCertificateAuthority()
+        let secure = configuration.source == .serviceFabric || configuration.source == .workloadIdentity
+        self.authority = secure ? try EmulatorCertificateAuthority() : nil
+        if configuration.source == .workloadIdentity, let authority {
             let files = try WorkloadIdentityFiles.prepare(directory: configuration.workloadIdentityDirectory)
-            self.authority = authority
             self.workloadIdentityFiles = files
             try WorkloadIdentityFiles.write(authority.authorityPEM, to: files.directory + "/" + WorkloadIdentityFiles.caFileName, mode: 0o644)
         } else {
-            self.authority = nil
             self.workloadIdentityFiles = nil
         }
         if configuration.source == .workloadIdentity {
@@ -111,12 +109,6 @@ public final class ManagedIdentityEmulator: Sendable {
                 tlsConfiguration: TLSConfiguration.makeServerConfiguration(
                     certificateChain: [.certificate(authority.serverCertificate)],
                     privateKey: .privateKey(authority.serverKey)))
-        } else if let certificate {
-            server = try .tls(
-                .http1(),
-                tlsConfiguration: TLSConfiguration.makeServerConfiguration(
-                    certificateChain: [.certificate(certificate.certificate)],
-                    privateKey: .privateKey(certificate.privateKey)))
         } else {
             server = .http1()
         }
@@ -164,8 +156,7 @@ public final class ManagedIdentityEmulator: Sendable {
 
     /// The token endpoint URL.
     public var endpoint: String {
-        let secure = configuration.source == .serviceFabric || configuration.source == .workloadIdentity
-        return "\(secure ? "https" : "http")://127.0.0.1:\(port)\(configuration.tokenPath)"
+        return "\(authority != nil ? "https" : "http")://127.0.0.1:\(port)\(configuration.tokenPath)"
     }
 
     /// Workload identity: the PEM file of the certificate authority that signed the emulator's
@@ -198,7 +189,7 @@ public final class ManagedIdentityEmulator: Sendable {
     }
 
     /// The SHA-1 thumbprint of the Service Fabric certificate.
-    public var thumbprint: String? { certificate?.thumbprint }
+    public var thumbprint: String? { configuration.source == .serviceFabric ? authority?.serverThumbprint : nil }
 
     /// The environment variables a client on the emulated host would see.
     public var environment: [String: String] {

@@ -70,7 +70,9 @@ struct WorkloadIdentityTests {
                 "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
                 "client_id": Self.clientID, "grant_type": "client_credentials", "scope": "https://vault.azure.net/.default",
             ])
-        #expect(request.header("client-request-id") == request.header("client-request-id").flatMap { UUID(uuidString: $0)?.uuidString.lowercased() })
+        let requestID = try #require(request.header("client-request-id"))
+        #expect(UUID(uuidString: requestID) != nil && requestID == requestID.lowercased())
+        #expect(request.header("return-client-request-id") == "true")
     }
 
     @Test func expiresInCountsFromTheRequestAndLongTokensRefreshAtHalfLife() async throws {

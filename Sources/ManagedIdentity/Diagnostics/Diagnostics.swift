@@ -170,10 +170,9 @@ package enum Diagnostics {
 extension Diagnostics {
     /// Reads workload identity's token file as the client does (blocking: call it off the cooperative pool).
     package static func readFederatedTokenFile(atPath path: String) -> Result<String, ManagedIdentityError> {
-        do throws(ManagedIdentityError) {
-            return .success(try FederatedTokenFile.read(atPath: path))
-        } catch {
-            return .failure(error)
-        }
+        FederatedTokenFile.readResult(atPath: path)
     }
+
+    /// The Azure Arc agent's key directory on this platform, `nil` where the agent does not run.
+    package static var arcKeyDirectory: String? { AzureArcEndpoint.platformKeyDirectory }
 }

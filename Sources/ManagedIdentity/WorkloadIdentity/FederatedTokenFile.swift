@@ -67,12 +67,9 @@ final class FederatedTokenFile: Sendable {
         state.withLock { state in [state.current?.assertion.value, state.previous?.value].compactMap { $0 } }
     }
 
-    private static func readResult(atPath path: String) -> Result<String, ManagedIdentityError> {
-        do throws(ManagedIdentityError) {
-            return .success(try read(atPath: path))
-        } catch {
-            return .failure(error)
-        }
+    /// ``read(atPath:)`` as a value, to carry its typed error across the thread pool.
+    static func readResult(atPath path: String) -> Result<String, ManagedIdentityError> {
+        Result { () throws(ManagedIdentityError) in try read(atPath: path) }
     }
 
     /// Reads the file now, blocking the calling thread. Symbolic links are followed: Kubernetes

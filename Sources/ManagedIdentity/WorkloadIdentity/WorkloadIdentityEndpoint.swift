@@ -125,12 +125,14 @@ struct WorkloadIdentityEndpoint: SourceEndpoint {
     /// its `access_token` member (`{"access_token":{"xms_cc":{"values":["CP1"]}}}`), as MSAL merges
     /// them. A challenge that is not a JSON object is sent as given, for Entra to refuse in its words.
     static func claims(challenge: String?, capabilities: [String]) -> String? {
-        let capabilitiesJSON = #"{"access_token":{"xms_cc":{"values":["#
-            + capabilities.map { "\"" + jsonEscaped($0) + "\"" }.joined(separator: ",") + "]}}}"
-        guard let challenge, !challenge.isEmpty else { return capabilities.isEmpty ? nil : capabilitiesJSON }
+        let challenge = challenge.flatMap { $0.isEmpty ? nil : $0 }
         guard !capabilities.isEmpty else { return challenge }
-        guard var object = (try? JSONSerialization.jsonObject(with: Data(challenge.utf8))) as? [String: Any] else {
-            return challenge
+        var object: [String: Any] = [:]
+        if let challenge {
+            guard let parsed = (try? JSONSerialization.jsonObject(with: Data(challenge.utf8))) as? [String: Any] else {
+                return challenge
+            }
+            object = parsed
         }
         var accessToken = object["access_token"] as? [String: Any] ?? [:]
         accessToken["xms_cc"] = ["values": capabilities]
@@ -139,20 +141,6 @@ struct WorkloadIdentityEndpoint: SourceEndpoint {
             return challenge
         }
         return String(decoding: data, as: UTF8.self)
-    }
-
-    /// A JSON string's content: quotes, backslashes and control characters escaped.
-    static func jsonEscaped(_ text: String) -> String {
-        var escaped = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case _ where scalar.value < 0x20: escaped += String(format: "\\u%04x", scalar.value)
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return escaped
     }
 
     func makeRequest(_ parameters: TokenRequestParameters) async throws(ManagedIdentityError) -> HTTPTransportRequest {
