@@ -13,41 +13,76 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
     /// The longest response body read; anything longer is an endpoint misbehaving.
     static let maximumResponseSize = 1 << 20
 
-    /// A process-wide client configured for managed identity endpoints. Being a global, it is never
-    /// deinitialised, so it needs no shutdown.
-    ///
+    /// How long a TCP connection may take to be established: what the network does, and nothing
+    /// else. A link-local or loopback endpoint that has not accepted by then is not there.
+    public static let defaultConnectTimeout: Duration = .seconds(2)
+
+    /// How long a new HTTPS connection may take, TCP connect and TLS handshake together. The
+    /// handshake is mostly the two ends' CPU work (key exchange, signatures, chain checks), which a
+    /// busy process does late; counting it against the network's 2 s made a loaded host report
+    /// "unreachable" for an endpoint that was there. The request's own timeout still bounds the whole.
+    public static let defaultSecureConnectTimeout: Duration = .seconds(10)
+
+    /// The pooled connections per host the default clients may open. Above every admission limit's
+    /// default, so a request that holds a permit never waits for a connection.
+    static let connectionsPerHost = 64
+
+    /// The event loop the default clients and Service Fabric's pinned connections run on: a thread
+    /// of the library's own. A service's busy event loops (its HTTP server's, say) then cannot delay
+    /// the identity client's connects and handshakes; a global, it is never shut down.
+    static let eventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// Process-wide clients configured for managed identity endpoints: one for plain HTTP (the
+    /// connection is a TCP connect, bounded by ``defaultConnectTimeout``), one for HTTPS (bounded by
+    /// ``defaultSecureConnectTimeout``). Being globals, they are never deinitialised, so they need no
+    /// shutdown.
+    private static let plainClient = makeClient(connectTimeout: defaultConnectTimeout)
+    private static let secureClient = makeClient(connectTimeout: defaultSecureConnectTimeout)
+
     /// Its own tracing is off: the client makes one HTTP span per attempt for every transport (see
     /// ``ManagedIdentityTracing``), and async-http-client's would repeat it with the query string.
-    private static let defaultClient: HTTPClient = {
+    private static func makeClient(connectTimeout: Duration) -> HTTPClient {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(2), read: .seconds(30)),
+            timeout: .init(connect: TimeAmount(connectTimeout), read: .seconds(30)),
             proxy: nil
         )
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connectionsPerHost
         configuration.tracing.tracer = nil
-        return HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
-    }()
-
-    private let client: HTTPClient
-    private let connectTimeout: Duration
-
-    /// Creates a transport on a shared client without proxy or redirects and with a 2 s connect timeout.
-    public init() {
-        self.client = Self.defaultClient
-        self.connectTimeout = .seconds(2)
+        return HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
     }
 
-    /// Creates a transport on your own client. Configure it with `redirectConfiguration: .disallow`
-    /// and no proxy; it stays yours to shut down.
-    public init(client: HTTPClient, connectTimeout: Duration = .seconds(2)) {
-        self.client = client
+    private let plain: HTTPClient
+    private let secure: HTTPClient
+    private let connectTimeout: Duration
+    private let secureConnectTimeout: Duration
+
+    /// Creates a transport on the shared clients: no proxy, no redirects, a 2 s TCP connect timeout
+    /// and 10 s for a new HTTPS connection's connect and handshake.
+    public init() {
+        self.plain = Self.plainClient
+        self.secure = Self.secureClient
+        self.connectTimeout = Self.defaultConnectTimeout
+        self.secureConnectTimeout = Self.defaultSecureConnectTimeout
+    }
+
+    /// Creates a transport on your own client. Configure it with `redirectConfiguration: .disallow`,
+    /// no proxy, and at least as many connections per host as the admission limits let requests run
+    /// at once; it stays yours to shut down. Its configured connect timeout
+    /// applies to every request; `connectTimeout` bounds the TCP connect of Service Fabric's pinned
+    /// connections, whose handshake is bounded by the request's timeout.
+    public init(client: HTTPClient, connectTimeout: Duration = Self.defaultConnectTimeout) {
+        self.plain = client
+        self.secure = client
         self.connectTimeout = connectTimeout
+        self.secureConnectTimeout = connectTimeout
     }
 
     /// Sends the request through async-http-client, or the pinned TLS connection when it has a pin.
     public func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse {
         if let pin = request.serverCertificatePin {
-            return try await PinnedTLSConnection.send(request, pin: pin, connectTimeout: connectTimeout)
+            return try await PinnedTLSConnection.send(
+                request, pin: pin, connectTimeout: connectTimeout, eventLoop: Self.eventLoopGroup.next())
         }
         var httpRequest = HTTPClientRequest(url: request.url)
         httpRequest.method = HTTPMethod(rawValue: request.method)
@@ -61,6 +96,7 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
             httpRequest.tlsConfiguration = try Self.tlsConfiguration(trusting: pem, request: request)
         }
         do {
+            let client = request.scheme == "https" ? secure : plain
             let response = try await client.execute(httpRequest, timeout: TimeAmount(request.timeout))
             let body = try await response.body.collect(upTo: Self.maximumResponseSize)
             return HTTPTransportResponse(
@@ -69,7 +105,7 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
                 body: Array(buffer: body)
             )
         } catch let error as HTTPClientError {
-            throw Self.map(error, request: request)
+            throw Self.map(error, request: request, connectTimeout: request.scheme == "https" ? secureConnectTimeout : connectTimeout)
         } catch is CancellationError {
             throw HTTPTransportError(kind: .cancelled, message: "The request to \(request.origin) was cancelled.")
         } catch {
@@ -98,14 +134,23 @@ public struct AsyncHTTPClientTransport: HTTPTransport {
         return configuration
     }
 
-    private static func map(_ error: HTTPClientError, request: HTTPTransportRequest) -> HTTPTransportError {
+    static func map(_ error: HTTPClientError, request: HTTPTransportRequest, connectTimeout: Duration) -> HTTPTransportError {
         switch error {
         case .deadlineExceeded, .readTimeout, .writeTimeout:
             return HTTPTransportError(
                 kind: .timeout, message: "The endpoint \(request.origin) did not answer within \(request.timeout).")
-        case .connectTimeout:
+        case .getConnectionFromPoolTimeout:
+            // Not the network: every pooled connection was busy for the whole connect timeout. The
+            // request is retried as a timeout; a client of one's own needs a larger pool.
             return HTTPTransportError(
-                kind: .connectionFailed, message: "Could not connect to \(request.origin): the connection timed out.")
+                kind: .timeout,
+                message: "The request to \(request.origin) waited \(connectTimeout) for a connection of the HTTP client's "
+                    + "pool; every connection was busy. Give the HTTPClient more connections per host.")
+        case .connectTimeout:
+            let what = request.scheme == "https" ? "the connection and TLS handshake did not complete" : "the TCP connection was not accepted"
+            return HTTPTransportError(
+                kind: .connectionFailed,
+                message: "Could not connect to \(request.origin): \(what) within \(connectTimeout).")
         default:
             return HTTPTransportError(kind: .connectionFailed, message: "Could not reach \(request.origin): \(error).")
         }

@@ -10,14 +10,22 @@ import NIOTLS
 /// requires. The request is written only after the handshake has completed and the pin matched, so
 /// the secret header never leaves the process for a server that does not hold the pinned certificate.
 enum PinnedTLSConnection {
+    /// One context for every pinned exchange, made once. Its trust roots are empty on purpose: the
+    /// pin replaces chain verification, and loading the system's roots would read and parse the
+    /// certificate bundle on the event loop for every request.
+    static let context: Result<NIOSSLContext, any Error> = Result {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.trustRoots = .certificates([])
+        return try NIOSSLContext(configuration: configuration)
+    }
+
     static func send(
-        _ request: HTTPTransportRequest, pin: [UInt8], connectTimeout: Duration
+        _ request: HTTPTransportRequest, pin: [UInt8], connectTimeout: Duration, eventLoop: any EventLoop
     ) async throws(HTTPTransportError) -> HTTPTransportResponse {
         guard request.scheme == "https" else {
             throw HTTPTransportError(kind: .refused, message: "A pinned request must use https.")
         }
-        let group = MultiThreadedEventLoopGroup.singleton
-        let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: HTTPTransportResponse.self)
         let pinMismatch = NIOLockedValueBox<String?>(nil)
         let head = makeHead(request)
@@ -28,9 +36,7 @@ enum PinnedTLSConnection {
             .connectTimeout(TimeAmount(connectTimeout))
             .channelInitializer { channel in
                 do {
-                    var configuration = TLSConfiguration.makeClientConfiguration()
-                    configuration.minimumTLSVersion = .tlsv12
-                    let context = try NIOSSLContext(configuration: configuration)
+                    let context = try Self.context.get()
                     let tls = try NIOSSLClientHandler(
                         context: context, serverHostname: serverHostname,
                         customVerificationCallback: { certificates, verification in
