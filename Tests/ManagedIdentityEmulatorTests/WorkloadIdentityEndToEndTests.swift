@@ -245,6 +245,8 @@ struct WorkloadIdentityEndToEndTests {
     /// azure-identity's WorkloadIdentityCredential, and its ManagedIdentityCredential falling back to
     /// workload identity, get tokens from the emulator when pointed at its CA file.
     @Test func azureIdentityForPythonGetsTokensFromTheEmulator() async throws {
+        // A private virtual environment under the build directory, made on the first run.
+        let python = try await PythonPackages.interpreter(with: PythonPackages.azureIdentity, importing: "azure.identity")
         try await ManagedIdentityEmulator.withRunning(Self.configuration) { emulator in
             let script = """
                 import os, sys
@@ -264,8 +266,8 @@ struct WorkloadIdentityEndToEndTests {
             // Nothing may leave loopback: no proxy, and IMDS (never reached here) pointed at a closed port.
             environment["NO_PROXY"] = "*"
             environment["AZURE_POD_IDENTITY_AUTHORITY_HOST"] = "http://127.0.0.1:9"
-            let result = try await ChildProcess.run("/usr/bin/env", ["python3", "-c", script], environment: environment)
-            #expect(result.status == 0, "azure-identity failed (is it installed? .ci/run installs it): \(result.errors)")
+            let result = try await ChildProcess.run(python, ["-c", script], environment: environment)
+            #expect(result.status == 0, "azure-identity failed: \(result.errors)")
             let tokens = result.output.split(separator: "\n").map(String.init)
             #expect(tokens.count == 2)
             #expect(tokens.compactMap { EmulatedTokenClaims(token: $0)?.audience } == ["https://vault.azure.net", "https://storage.azure.com"])
