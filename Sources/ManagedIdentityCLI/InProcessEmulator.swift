@@ -5,6 +5,9 @@ import ManagedIdentityEmulator
 
 /// The emulator `token --emulator` and `doctor --emulator` start in their own process.
 enum InProcessEmulator {
+    /// How long a run waits for its source's port when another run of the tool holds it.
+    static let portWait: Duration = .seconds(30)
+
     /// The emulator's environment, its Arc key directory and its CA file, for the duration of `body`.
     typealias Body<Result> = (ManagedIdentityEnvironment, String?, String?) async throws -> Result
 
@@ -22,14 +25,30 @@ enum InProcessEmulator {
         // The emulator's own lifecycle is not the story --verbose tells; its warnings are.
         var emulatorLogger = logger
         emulatorLogger.logLevel = .warning
+        // The port is per source so that a second run finds the first run's tokens; another run of
+        // the tool may hold it for a moment (two terminals, parallel scripts), so wait for it before
+        // giving up on the cache with a free port.
         var emulator = try ManagedIdentityEmulator(configuration: configuration(port: port), logger: emulatorLogger)
-        do {
-            try await emulator.start()
-        } catch {
-            // Another emulator holds the port; a free one works, though the cache cannot be reused across runs.
-            logger.notice("emulator port \(port) is busy; using a free port")
-            emulator = try ManagedIdentityEmulator(configuration: configuration(port: 0), logger: emulatorLogger)
-            try await emulator.start()
+        let waitUntil = ContinuousClock.now + portWait
+        var waited = false
+        while true {
+            do {
+                try await emulator.start()
+                break
+            } catch {
+                if ContinuousClock.now < waitUntil {
+                    if !waited { logger.notice("emulator port \(port) is busy; waiting up to \(portWait) for it") }
+                    waited = true
+                    // A failed start leaves the emulator as it was made: starting it again binds anew.
+                    try await Task.sleep(for: .milliseconds(100))
+                    continue
+                }
+                // Still held: a free port works, though this run's cache cannot be reused by the next.
+                logger.notice("emulator port \(port) is still busy; using a free port")
+                emulator = try ManagedIdentityEmulator(configuration: configuration(port: 0), logger: emulatorLogger)
+                try await emulator.start()
+                break
+            }
         }
         if verbose { logger.info("emulator of \(source) started at \(emulator.endpoint)") }
         do {
