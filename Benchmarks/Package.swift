@@ -23,6 +23,7 @@ let package = Package(
                 .product(name: "ManagedIdentityPostgresCache", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentityCacheConformance", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentityTesting", package: "swift-managed-identity"),
+                .product(name: "ManagedIdentityEmulator", package: "swift-managed-identity"),
             ],
             path: "Benchmarks/CacheBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],

@@ -16,6 +16,9 @@ import ManagedIdentitySQLiteCache
 import ManagedIdentityTesting
 
 struct Refused: HTTPTransport {
+    /// A fake: no endpoint behind it to protect, so no admission limits unless a test sets them.
+    var isBoundByEndpointLimits: Bool { false }
+
     func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse {
         throw HTTPTransportError(kind: .refused, message: "verification must not fetch")
     }

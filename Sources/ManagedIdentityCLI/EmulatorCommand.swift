@@ -85,6 +85,9 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Flag(help: "The host has no system-assigned identity.")
     var noSystemAssigned = false
 
+    @Flag(help: "Enforce IMDS's managed identity limits: 5 concurrent token requests and 20 per second, 429 beyond.")
+    var imdsLimits = false
+
     /// The default identities, or those given on the command line.
     var identities: [EmulatedIdentity] {
         var identities = EmulatedIdentity.defaults.filter { $0.isSystemAssigned && !noSystemAssigned }
@@ -118,7 +121,8 @@ struct EmulatorCommand: AsyncParsableCommand {
                     source: source, port: port, identities: identities, arcKeyDirectory: arcKeyDir, secret: secret,
                     tokenLifetime: lifetime,
                     expiresOnFormat: expiresOnFormat, refreshIn: refreshIn, tenantID: tenantID,
-                    workloadIdentityDirectory: workloadIdentityDir, federatedTokenLifetime: federatedTokenLifetime),
+                    workloadIdentityDirectory: workloadIdentityDir, federatedTokenLifetime: federatedTokenLifetime,
+                    throttle: imdsLimits ? .imds : nil),
                 logger: logger)
             emulator.inject(
                 EmulatorFaults(

@@ -26,6 +26,9 @@ public struct EmulatorConfiguration: Sendable {
     public var workloadIdentityDirectory: String?
     /// Workload identity: the lifetime of the federated (service-account) tokens it writes, in seconds.
     public var federatedTokenLifetime: Int
+    /// Limits to enforce as IMDS does (429 beyond them), or `nil` for none. ``EmulatorThrottle/imds``
+    /// plays IMDS's: 5 concurrent requests and 20 per second.
+    public var throttle: EmulatorThrottle?
 
     /// The tenant of the emulated Microsoft Entra ID, fixed so a cache survives emulator restarts.
     public static let defaultTenantID = "7e7a7e7a-0000-4000-8000-00000000e17a"
@@ -42,8 +45,10 @@ public struct EmulatorConfiguration: Sendable {
         refreshIn: Int? = nil,
         tenantID: String = EmulatorConfiguration.defaultTenantID,
         workloadIdentityDirectory: String? = nil,
-        federatedTokenLifetime: Int = 3600
+        federatedTokenLifetime: Int = 3600,
+        throttle: EmulatorThrottle? = nil
     ) {
+        self.throttle = throttle
         self.source = source
         self.port = port
         self.identities = identities

@@ -23,6 +23,10 @@ public struct EmulatorStatistics: Sendable, Codable {
     public var requestsByIdentityAndResource: [String: Int]
     /// Requests the real service would have refused.
     public var violations: [EmulatorViolation]
+    /// Token requests answered 429 because they were over the throttle's limits.
+    public var throttled: Int = 0
+    /// The most token requests that were in progress at once.
+    public var peakConcurrentRequests: Int = 0
 
     enum CodingKeys: String, CodingKey {
         case requests
@@ -30,6 +34,8 @@ public struct EmulatorStatistics: Sendable, Codable {
         case challenges
         case requestsByIdentityAndResource = "requests_by_identity_and_resource"
         case violations
+        case throttled
+        case peakConcurrentRequests = "peak_concurrent_requests"
     }
 }
 
@@ -106,7 +112,13 @@ final class EmulatorState: Sendable {
         var arcKeys: [String: (path: String, expires: Date)] = [:]
         /// The federated token file's current content and its expiry: the only assertion accepted.
         var federatedToken: (content: String, expires: Date)?
+        var window = EmulatorThrottle.Window()
+        var throttled = 0
     }
+
+    let throttle: EmulatorThrottle?
+    /// The monotonic start of the throttle's clock.
+    private let started = ContinuousClock.now
 
     enum Fault {
         case fail(status: Int, retryAfter: String?)
@@ -117,6 +129,7 @@ final class EmulatorState: Sendable {
     let state: Mutex<State>
 
     init(configuration: EmulatorConfiguration) {
+        throttle = configuration.throttle
         state = Mutex(
             State(
                 lifetime: configuration.tokenLifetime, expiresOnFormat: configuration.expiresOnFormat,
@@ -124,6 +137,24 @@ final class EmulatorState: Sendable {
     }
 
     func countRequest() { state.withLock { $0.requests += 1 } }
+
+    /// Whether a token request may go on under the throttle; one that may must ``leave()`` when answered.
+    func arrive() -> Bool {
+        let (seconds, attoseconds) = (ContinuousClock.now - started).components
+        let now = Double(seconds) + Double(attoseconds) / 1e18
+        return state.withLock { state in
+            guard let throttle else {
+                state.window.inProgress += 1
+                state.window.peakInProgress = max(state.window.peakInProgress, state.window.inProgress)
+                return true
+            }
+            if state.window.arrive(now: now, limits: throttle) { return true }
+            state.throttled += 1
+            return false
+        }
+    }
+
+    func leave() { state.withLock { $0.window.leave() } }
 
     func recordViolation(_ violation: EmulatorViolation) { state.withLock { $0.violations.append(violation) } }
 
@@ -164,7 +195,8 @@ final class EmulatorState: Sendable {
         state.withLock {
             EmulatorStatistics(
                 requests: $0.requests, tokensIssued: $0.tokensIssued, challenges: $0.challenges,
-                requestsByIdentityAndResource: $0.byIdentityAndResource, violations: $0.violations)
+                requestsByIdentityAndResource: $0.byIdentityAndResource, violations: $0.violations,
+                throttled: $0.throttled, peakConcurrentRequests: $0.window.peakInProgress)
         }
     }
 
@@ -185,6 +217,8 @@ final class EmulatorState: Sendable {
             state.challenges = 0
             state.byIdentityAndResource = [:]
             state.violations = []
+            state.throttled = 0
+            state.window.peakInProgress = state.window.inProgress
         }
     }
 

@@ -287,6 +287,13 @@ public final class ManagedIdentityEmulator: Sendable {
             query: query,
             headers: request.headers.map { ($0.name.canonicalName, $0.value) },
             body: Array(buffer: body))
+        // IMDS's limits, when played: over them the answer is 429 at once, as IMDS answers.
+        guard handler.state.arrive() else {
+            handler.state.countRequest()
+            return makeResponse(
+                EmulatorResponse(status: 429, headers: [("Content-Type", "application/json")], body: EmulatorThrottle.body))
+        }
+        defer { handler.state.leave() }
         let response = await handler.handle(emulated)
         return makeResponse(response)
     }

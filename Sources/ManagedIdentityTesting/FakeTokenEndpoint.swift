@@ -7,6 +7,9 @@ import Synchronization
 /// resource and a serial number, so a check can tell which request a token was issued for. It
 /// counts requests, can fail or stall them, and refuses any host but loopback.
 public final class FakeTokenEndpoint: HTTPTransport {
+    /// A fake: no endpoint behind it to protect, so no admission limits unless a test sets them.
+    public var isBoundByEndpointLimits: Bool { false }
+
     /// The simulated host's name, written into every token.
     public let hostName: String
     private let clock: any ManagedIdentityClock

@@ -139,7 +139,7 @@ struct WorkloadIdentityEndToEndTests {
             #expect(token.tokenSource == .identityProvider)
             #expect(emulator.requestCount(identity: Self.user, resource: Self.resource) == 3)
             let expected: Duration = .seconds(Int(retryAfter ?? "1") ?? 1)
-            #expect(clock.sleeps == [expected, expected])
+            #expect(RetryDelays.areJittered(clock.sleeps, around: [expected, expected]), "\(clock.sleeps)")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ManagedIdentityTesting
+import TestSupport
 import Testing
 
 @testable import ManagedIdentity
@@ -172,6 +173,6 @@ struct AzureArcTests {
             arcKeyDirectory: keys.path)
         _ = try await client.token(for: "R")
         #expect(transport.requestCount == 3)
-        #expect(clock.sleeps == [.seconds(1)])
+        #expect(RetryDelays.areJittered(clock.sleeps, around: [.seconds(1)]), "\(clock.sleeps)")
     }
 }

@@ -228,4 +228,27 @@ struct ObservabilityTests {
             configuration: .init(environment: environment, clock: ManualClock(), hostDiscriminator: "h"), transport: FakeTransport { _, _ in .token() })
         #expect(client.source == .imds)
     }
+
+    @Test func spansCarryNoIdentityIDsFromAnEchoingEndpointButTheCallersErrorDoes() async throws {
+        let tracer = InMemoryTracer()
+        let body = #"{"error":"invalid_request","error_description":"AADSTS700016: Application with identifier '"#
+            + Vectors.clientID + #"' was not found. Request: /metadata/identity/oauth2/token?api-version=2018-02-01&client_id="#
+            + Vectors.clientID + #"&mi_res_id="# + Vectors.resourceID + #""}"#
+        let client = try ManagedIdentityClient(
+            identity: .clientID(Vectors.clientID),
+            configuration: .init(environment: environment, retriesEnabled: false, clock: ManualClock(), hostDiscriminator: "h", tracer: tracer),
+            cache: TokenCache(), transport: FakeTransport { _, _ in .json(400, body) })
+        var callerError: ManagedIdentityError?
+        do { _ = try await client.token(for: "https://r") } catch let error as ManagedIdentityError { callerError = error }
+        #expect(callerError?.message.contains(Vectors.clientID) == true, "the caller's error names the identity")
+        let fetch = try #require(tracer.finishedSpans.first { $0.operationName == T.fetchTokenSpan })
+        let recorded = fetch.errors.map { "\($0.error)" }
+        #expect(recorded.count == 1)
+        for text in recorded + tracer.finishedSpans.flatMap({ $0.errors.map { "\($0.error)" } }) {
+            #expect(!text.lowercased().contains(Vectors.clientID))
+            #expect(!text.contains("/subscriptions/"))
+            #expect(!text.contains("api-version"))
+        }
+        #expect(recorded.first?.contains("AADSTS700016") == true, "the rest of the endpoint's text stays")
+    }
 }

@@ -1,4 +1,5 @@
 import ManagedIdentityTesting
+import TestSupport
 import Testing
 
 @testable import ManagedIdentity
@@ -28,14 +29,14 @@ struct RetryTests {
         let result = try await run([404, 404, 200])
         #expect(result.requests == 3)
         #expect(result.error == nil)
-        #expect(result.sleeps == [.seconds(1), .seconds(2)])
+        #expect(RetryDelays.areJittered(result.sleeps, around: [.seconds(1), .seconds(2)]), "\(result.sleeps)")
     }
 
     @Test func imds410FourTimesThenSuccess() async throws {
         let result = try await run([410, 410, 410, 410, 200])
         #expect(result.requests == 5)
         #expect(result.error == nil)
-        #expect(result.sleeps == Array(repeating: .seconds(10), count: 4))
+        #expect(RetryDelays.areJittered(result.sleeps, around: Array(repeating: .seconds(10), count: 4)), "\(result.sleeps)")
     }
 
     @Test func imds410EightTimes() async throws {
@@ -49,14 +50,14 @@ struct RetryTests {
         let result = try await run([504, 504, 504, 504, 200])
         #expect(result.requests == 4)
         #expect(result.error?.statusCode == 504)
-        #expect(result.sleeps == [.seconds(1), .seconds(2), .seconds(4)])
+        #expect(RetryDelays.areJittered(result.sleeps, around: [.seconds(1), .seconds(2), .seconds(4)]), "\(result.sleeps)")
         #expect(result.error?.message.contains("gateway error") == true)
     }
 
     @Test func imdsLater410WaitsTenSecondsWithinThreeRetries() async throws {
         let result = try await run([500, 410, 500, 500, 200])
         #expect(result.requests == 4)
-        #expect(result.sleeps == [.seconds(1), .seconds(10), .seconds(4)])
+        #expect(RetryDelays.areJittered(result.sleeps, around: [.seconds(1), .seconds(10), .seconds(4)]), "\(result.sleeps)")
     }
 
     @Test func imds400IsNotRetried() async throws {
@@ -80,20 +81,20 @@ struct RetryTests {
         let result = try await run([500, 200], variables: variables)
         #expect(result.requests == 2)
         #expect(result.error == nil)
-        #expect(result.sleeps == [.seconds(1)])
+        #expect(RetryDelays.areJittered(result.sleeps, around: [.seconds(1)]), "\(result.sleeps)")
     }
 
     @Test(arguments: otherSources)
     func otherSourceHonoursRetryAfterSeconds(variables: [String: String]) async throws {
         let result = try await run([500, 200], variables: variables, headers: [HTTPHeader(name: "Retry-After", value: "3")])
         #expect(result.requests == 2)
-        #expect(result.sleeps == [.seconds(3)])
+        #expect(RetryDelays.areJittered(result.sleeps, around: [.seconds(3)]), "\(result.sleeps)")
     }
 
     @Test func otherSourceRetryAfterBelowOneSecondWaitsOneSecond() async throws {
         let result = try await run(
             [429, 200], variables: TestEnvironment.appService, headers: [HTTPHeader(name: "Retry-After", value: "0.2")])
-        #expect(result.sleeps == [.seconds(1)])
+        #expect(RetryDelays.areJittered(result.sleeps, around: [.seconds(1)]), "\(result.sleeps)")
     }
 
     @Test func otherSourceHonoursRetryAfterHTTPDate() async throws {
@@ -102,7 +103,7 @@ struct RetryTests {
             [503, 200], variables: TestEnvironment.appService,
             headers: [HTTPHeader(name: "Retry-After", value: "Thu, 01 Jan 2026 00:00:03 GMT")])
         #expect(result.requests == 2)
-        #expect(result.sleeps == [.seconds(3)])
+        #expect(RetryDelays.areJittered(result.sleeps, around: [.seconds(3)]), "\(result.sleeps)")
     }
 
     @Test(arguments: otherSources)
@@ -129,7 +130,7 @@ struct RetryTests {
             try await client.token(for: Vectors.resource)
         }
         #expect(transport.requestCount == 4)
-        #expect(clock.sleeps == [.seconds(1), .seconds(2), .seconds(4)])
+        #expect(RetryDelays.areJittered(clock.sleeps, around: [.seconds(1), .seconds(2), .seconds(4)]), "\(clock.sleeps)")
     }
 
     @Test func everyRequestCarriesTheConfiguredTimeout() async throws {

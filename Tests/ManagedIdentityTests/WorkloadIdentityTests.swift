@@ -1,5 +1,6 @@
 import Foundation
 import ManagedIdentityTesting
+import TestSupport
 import Testing
 
 @testable import ManagedIdentity
@@ -272,7 +273,7 @@ struct WorkloadIdentityTests {
         let client = try Self.client(variables, transport: transport, clock: clock)
         if retried {
             #expect(try await client.token(for: "https://r").token == "wi-access-token")
-            #expect(clock.sleeps == [.seconds(7)])
+            #expect(RetryDelays.areJittered(clock.sleeps, around: [.seconds(7)]), "\(clock.sleeps)")
         } else {
             await #expect(throws: ManagedIdentityError.self) { try await client.token(for: "https://r") }
             #expect(transport.requestCount == 1)

@@ -8,8 +8,8 @@ import ManagedIdentitySQLiteCache
 import ManagedIdentityTesting
 import Synchronization
 
-// Every client here talks to an in-process transport (QuietIssuer or FakeTokenEndpoint): nothing is
-// sent on the network.
+// Every client here talks to an in-process transport (QuietIssuer or FakeTokenEndpoint), except the
+// burst, which talks to an emulator on 127.0.0.1: nothing leaves loopback.
 
 let environment = ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:1"])
 
@@ -62,6 +62,7 @@ func populated(
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: timeMetrics, maxDuration: .seconds(3), maxIterations: 100_000)
     registerPostgresBenchmarks()
+    registerBurstBenchmarks()
 
     // MARK: In-memory hits
 
@@ -235,6 +236,9 @@ let benchmarks: @Sendable () -> Void = {
 
 /// Issues fixed-length tokens and records nothing, so only the cache's own memory is measured.
 struct QuietIssuer: HTTPTransport {
+    /// A fake: no endpoint behind it to protect, so no admission limits unless a test sets them.
+    var isBoundByEndpointLimits: Bool { false }
+
     static let tokenLength = 64
     func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse {
         let token = String(repeating: "t", count: Self.tokenLength - 6) + String(Int.random(in: 100_000...999_999))

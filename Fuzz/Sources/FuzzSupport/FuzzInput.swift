@@ -64,6 +64,9 @@ private final class ResultBox<T>: @unchecked Sendable {
 /// A transport that answers the n-th request with the n-th response (the last one repeated), and
 /// refuses anything that is not loopback: nothing a fuzz target does leaves the machine.
 public final class ScriptedTransport: HTTPTransport {
+    /// A fake: no endpoint behind it to protect, so no admission limits unless a test sets them.
+    public var isBoundByEndpointLimits: Bool { false }
+
     private let responses: [HTTPTransportResponse]
     private let sent = Mutex(0)
 

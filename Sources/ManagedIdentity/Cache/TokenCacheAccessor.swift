@@ -33,13 +33,32 @@ final class TokenCacheAccessor: Sendable {
     let instruments: ClientInstruments
     private let fetcher: Fetcher
     private let onBackgroundRefreshCompleted: (@Sendable (BackgroundTokenRefresh) -> Void)?
-    private let backgroundRefreshes = Mutex<(next: UInt64, tasks: [UInt64: Task<Void, Never>])>((0, [:]))
+    private let backgroundRefreshes = Mutex<BackgroundRefreshes>(BackgroundRefreshes())
+    /// A number in [0, 1) for the refresh back-off's jitter.
+    private let random: @Sendable () -> Double
+
+    /// The background refreshes of this client's tokens: which run, which wait out a back-off.
+    private struct BackgroundRefreshes {
+        /// Per token: whether a refresh runs, and after a failure when the next may start. The state
+        /// belongs to one cached token (by its expiry): a new token starts with none.
+        struct Schedule {
+            var expiresOn: Date
+            var running = false
+            /// `nil` before any failure; `.distantFuture` after an error no retry mends.
+            var notBefore: Date?
+        }
+        var schedules: [TokenCacheEntryKey: Schedule] = [:]
+        var next: UInt64 = 0
+        var tasks: [UInt64: Task<Void, Never>] = [:]
+    }
 
     init(
         cache: TokenCache, descriptor: TokenCachePartitionDescriptor, policy: TokenCachePolicy,
         clock: any ManagedIdentityClock, instruments: ClientInstruments,
-        onBackgroundRefreshCompleted: (@Sendable (BackgroundTokenRefresh) -> Void)? = nil, fetcher: @escaping Fetcher
+        onBackgroundRefreshCompleted: (@Sendable (BackgroundTokenRefresh) -> Void)? = nil,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, fetcher: @escaping Fetcher
     ) {
+        self.random = random
         self.cache = cache
         self.partition = cache.partition(for: descriptor)
         self.policy = policy
@@ -234,15 +253,26 @@ final class TokenCacheAccessor: Sendable {
     }
 
     private func servedAndRefreshed(_ entry: TokenCacheEntry, correlationID: String?, logger: Logger) -> AccessToken {
-        startBackgroundRefresh(resource: entry.resource, entryKey: entry.key, logger: logger)
+        startBackgroundRefresh(of: entry, logger: logger)
         return served(entry, reason: .proactivelyRefreshed, correlationID: correlationID)
     }
 
-    private func startBackgroundRefresh(resource: String, entryKey: TokenCacheEntryKey, logger: Logger) {
+    /// Starts one background refresh of `entry`, unless one runs or its back-off has not passed.
+    /// The claim is taken under the lock, so callers that arrive together start one refresh, and
+    /// that refresh is reported once, with the correlation id it sent.
+    private func startBackgroundRefresh(of entry: TokenCacheEntry, logger: Logger) {
+        let entryKey = entry.key
         guard !partition.inflight.isRunning(entryKey) else { return }
+        let now = clock.now
         let fetch = Fetch(
-            resource: resource, correlationID: CorrelationID.next(), revokedTokenHash: nil, lookup: .refreshDue, background: true)
+            resource: entry.resource, correlationID: CorrelationID.next(), revokedTokenHash: nil, lookup: .refreshDue,
+            background: true)
         backgroundRefreshes.withLock { state in
+            var schedule = state.schedules[entryKey]
+            if schedule?.expiresOn != entry.expiresOn { schedule = .init(expiresOn: entry.expiresOn) }
+            guard var schedule, !schedule.running, schedule.notBefore.map({ now >= $0 }) ?? true else { return }
+            schedule.running = true
+            state.schedules[entryKey] = schedule
             state.next &+= 1
             let id = state.next
             state.tasks[id] = Task { [self] in
@@ -255,21 +285,47 @@ final class TokenCacheAccessor: Sendable {
                     result = .success(token)
                 } catch {
                     result = .failure(error)
-                    instruments.backgroundRefreshFailed(error)
-                    // The cached token stays usable until it expires; the next call past refresh_on tries again.
-                    logger.warning(
-                        "background token refresh failed; the cached token stays in use until it expires",
-                        metadata: [
-                            "managed-identity.source": "\(source)",
-                            "managed-identity.correlation-id": "\(fetch.correlationID)",
-                            "managed-identity.error": "\((error as? ManagedIdentityError)?.code.rawValue ?? "\(type(of: error))")",
-                        ])
                 }
+                let nextAttempt = finishBackgroundRefresh(of: entry, result: result, logger: logger, correlationID: fetch.correlationID)
                 onBackgroundRefreshCompleted?(
-                    BackgroundTokenRefresh(resource: resource, source: source, correlationID: fetch.correlationID.string, result: result))
+                    BackgroundTokenRefresh(
+                        resource: entry.resource, source: source, correlationID: fetch.correlationID.string, result: result,
+                        nextAttempt: nextAttempt))
                 _ = backgroundRefreshes.withLock { $0.tasks.removeValue(forKey: id) }
             }
         }
+    }
+
+    /// Records a background refresh's end: a success forgets the schedule; a failure sets the
+    /// back-off. Returns when the next attempt may start, for the report.
+    private func finishBackgroundRefresh(
+        of entry: TokenCacheEntry, result: Result<AccessToken, any Error>, logger: Logger, correlationID: CorrelationID
+    ) -> Date? {
+        guard case .failure(let error) = result else {
+            backgroundRefreshes.withLock { _ = $0.schedules.removeValue(forKey: entry.key) }
+            return nil
+        }
+        let now = clock.now
+        let usableUntil = entry.expiresOn.addingTimeInterval(-policy.margin)
+        let nextAttempt = RefreshBackoff.nextAttempt(after: error, now: now, usableUntil: usableUntil, random: random())
+        backgroundRefreshes.withLock { state in
+            guard state.schedules[entry.key]?.expiresOn == entry.expiresOn else { return }
+            state.schedules[entry.key]?.running = false
+            state.schedules[entry.key]?.notBefore = nextAttempt ?? .distantFuture
+        }
+        instruments.backgroundRefreshFailed(error)
+        if let nextAttempt { instruments.backgroundRefreshBackedOff(seconds: nextAttempt.timeIntervalSince(now)) }
+        let next = nextAttempt.map { "the next attempt is in \(Int($0.timeIntervalSince(now).rounded())) s" }
+            ?? (RefreshBackoff.isPermanent(error) ? "no retry mends this error, so none is made" : "too little time is left for another")
+        // The cached token stays usable until it expires; a caller whose token is no longer usable fetches itself.
+        logger.warning(
+            "background token refresh failed; the cached token stays in use until it expires; \(next)",
+            metadata: [
+                "managed-identity.source": "\(source)",
+                "managed-identity.correlation-id": "\(correlationID)",
+                "managed-identity.error": "\((error as? ManagedIdentityError)?.code.rawValue ?? "\(type(of: error))")",
+            ])
+        return nextAttempt
     }
 
     // MARK: - Hooks

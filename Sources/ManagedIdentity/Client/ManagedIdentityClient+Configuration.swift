@@ -17,6 +17,14 @@ extension ManagedIdentityClient {
         public var requestTimeout: Duration
         /// Whether failed requests are retried per the source's policy.
         public var retriesEnabled: Bool
+        /// Whether retry delays and background-refresh back-offs are jittered (the default): retries
+        /// wait between MSAL's delay and half as much again, so callers that failed together do not
+        /// return together. `false` uses the exact delays, for tests that assert them.
+        public var jitterEnabled: Bool
+        /// How many requests this process sends to the endpoint at once and per second; `nil` uses
+        /// the source's defaults (IMDS: 5 at once and 20 per second, as it allows). Clients of one
+        /// endpoint with equal limits share them. See ``AdmissionLimits``.
+        public var admissionLimits: AdmissionLimits?
         /// A cached token is served only while it is valid for longer than this (MSAL: 5 minutes).
         public var expiryMargin: Duration
         /// The time source: wall clock for expiry, sleeping between retries.
@@ -48,6 +56,8 @@ extension ManagedIdentityClient {
             serviceFabricAPIVersion: ServiceFabricAPIVersion = .v2020_05_01,
             requestTimeout: Duration = .seconds(30),
             retriesEnabled: Bool = true,
+            jitterEnabled: Bool = true,
+            admissionLimits: AdmissionLimits? = nil,
             expiryMargin: Duration = .seconds(300),
             clock: any ManagedIdentityClock = SystemClock(),
             arcKeyDirectory: String? = nil,
@@ -63,6 +73,8 @@ extension ManagedIdentityClient {
             self.serviceFabricAPIVersion = serviceFabricAPIVersion
             self.requestTimeout = requestTimeout
             self.retriesEnabled = retriesEnabled
+            self.jitterEnabled = jitterEnabled
+            self.admissionLimits = admissionLimits
             self.expiryMargin = expiryMargin
             self.clock = clock
             self.arcKeyDirectory = arcKeyDirectory

@@ -25,6 +25,8 @@ public final class ManagedIdentityClient: Sendable {
     public let partitionDescriptor: TokenCachePartitionDescriptor
 
     let accessor: TokenCacheAccessor
+    /// Where this client's requests wait for their turn at the endpoint.
+    let admission: EndpointAdmission
     let clock: any ManagedIdentityClock
     let margin: TimeInterval
     let logger: Logger
@@ -57,7 +59,7 @@ public final class ManagedIdentityClient: Sendable {
         let endpointText = endpoint.endpoint.description
         // Workload identity's partition: its token URL (authority and tenant) and its client id.
         let partitionIdentity = endpoint.partitionIdentity(for: identity)
-        let capabilitiesAreSent = source == .serviceFabric || source == .workloadIdentity
+        let capabilitiesAreSent = endpoint.sendsClientCapabilities
         let key = TokenCachePartitionKey(
             source: source, endpoint: endpointText, identity: partitionIdentity,
             hostDiscriminator: configuration.hostDiscriminator ?? Self.defaultHostDiscriminator,
@@ -75,16 +77,27 @@ public final class ManagedIdentityClient: Sendable {
         self.logger = logger ?? Self.silentLogger
         let instruments = ClientInstruments(
             source: source, backend: cache.backend, factory: configuration.metricsFactory, tracer: configuration.tracer)
+        let admission = EndpointAdmission.shared(
+            origin: endpoint.endpoint.origin,
+            limits: configuration.admissionLimits
+                ?? (transport.isBoundByEndpointLimits ? endpoint.defaultAdmissionLimits : .unlimited))
+        self.admission = admission
+        let jitter: @Sendable () -> Double
+        if configuration.jitterEnabled {
+            jitter = { Double.random(in: 0..<1) }
+        } else {
+            jitter = { 0 }
+        }
         let acquirer = TokenAcquirer(
             endpoint: endpoint, transport: transport, clock: configuration.clock,
             retriesEnabled: configuration.retriesEnabled, sourceWasDetected: configuration.source == nil,
-            instruments: instruments)
+            admission: admission, jitter: jitter, instruments: instruments)
         let clientCapabilities = configuration.clientCapabilities
         let requestTimeout = configuration.requestTimeout
         self.accessor = TokenCacheAccessor(
             cache: cache, descriptor: descriptor, policy: TokenCachePolicy(margin: margin), clock: configuration.clock,
             instruments: instruments, onBackgroundRefreshCompleted: configuration.onBackgroundRefreshCompleted,
-            fetcher: { fetch, logger in
+            random: jitter, fetcher: { fetch, logger in
                 try await acquirer.acquire(
                     TokenRequestParameters(
                         resource: fetch.resource, identity: partitionIdentity, correlationID: fetch.correlationID.string,

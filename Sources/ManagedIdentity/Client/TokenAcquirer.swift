@@ -2,9 +2,12 @@ import Foundation
 import Logging
 import Tracing
 
-/// Gets one token from a source's endpoint: sends the request, retries per the source's policy,
-/// follows Azure Arc's challenge, and turns the response into a token or an error. Each fetch is
-/// one span with a child span per HTTP attempt, and is counted and timed.
+/// Gets one token from a source's endpoint: waits for its turn at the endpoint's admission point,
+/// sends the request, retries per the source's policy with jitter, follows the source's second leg
+/// when it has one, and turns the response into a token or an error. Each fetch is one span with a
+/// child span per HTTP attempt, and is counted and timed.
+///
+/// Nothing here asks which source it talks to: what differs is a requirement of ``SourceEndpoint``.
 struct TokenAcquirer: Sendable {
     let endpoint: any SourceEndpoint
     let transport: any HTTPTransport
@@ -12,11 +15,17 @@ struct TokenAcquirer: Sendable {
     let retriesEnabled: Bool
     /// Whether the source came from detection; an unreachable IMDS then gets a hint.
     let sourceWasDetected: Bool
+    /// Where requests to the endpoint wait for their turn; shared by the process's clients.
+    let admission: EndpointAdmission
+    /// A number in [0, 1) for each retry's jitter.
+    let jitter: @Sendable () -> Double
     let instruments: ClientInstruments
 
     /// What the fetch is for, as its span and metrics tell it.
     struct Purpose: Sendable {
         var lookup: ManagedIdentityMetrics.LookupResult
+        /// A background refresh: no caller waits, so it makes one attempt and leaves retrying to the
+        /// refresh back-off, which spaces attempts by minutes rather than seconds.
         var background: Bool
     }
 
@@ -27,24 +36,30 @@ struct TokenAcquirer: Sendable {
         logger[metadataKey: "managed-identity.correlation-id"] = "\(parameters.correlationID)"
         let started = ContinuousClock.now
         var attempts = 0
-        do {
-            let token = try await instruments.tracer.withSpan(ManagedIdentityTracing.fetchTokenSpan, ofKind: .internal) { span in
-                span.attributes[ManagedIdentityTracing.Attribute.source] = endpoint.source.rawValue
-                span.attributes[ManagedIdentityTracing.Attribute.identityKind] = parameters.identity.kind.rawValue
-                span.attributes[ManagedIdentityTracing.Attribute.cacheOutcome] = purpose.lookup.rawValue
-                span.attributes[ManagedIdentityTracing.Attribute.correlationID] = parameters.correlationID
-                span.attributes[ManagedIdentityTracing.Attribute.background] = purpose.background
-                defer { span.attributes[ManagedIdentityTracing.Attribute.attempts] = attempts }
-                do {
-                    return try await exchange(parameters, attempts: &attempts, logger: logger)
-                } catch {
-                    // Redacted before the span records it, as before anything else sees it.
-                    let error = redacted(error, parameters: parameters)
-                    span.attributes[ManagedIdentityTracing.HTTPAttribute.errorType] = ClientInstruments.outcome(of: error)
-                    throw error
-                }
+        let outcome: Result<IssuedToken, any Error> = await instruments.tracer.withSpan(
+            ManagedIdentityTracing.fetchTokenSpan, ofKind: .internal
+        ) { span in
+            span.attributes[ManagedIdentityTracing.Attribute.source] = endpoint.source.rawValue
+            span.attributes[ManagedIdentityTracing.Attribute.identityKind] = parameters.identity.kind.rawValue
+            span.attributes[ManagedIdentityTracing.Attribute.cacheOutcome] = purpose.lookup.rawValue
+            span.attributes[ManagedIdentityTracing.Attribute.correlationID] = parameters.correlationID
+            span.attributes[ManagedIdentityTracing.Attribute.background] = purpose.background
+            defer { span.attributes[ManagedIdentityTracing.Attribute.attempts] = attempts }
+            do {
+                return .success(try await exchange(parameters, purpose: purpose, attempts: &attempts, logger: logger))
+            } catch {
+                // Redacted before anything sees it; the span gets a copy without identity ids either
+                // (the caller's error keeps them, to say which identity failed).
+                let error = redacted(error, parameters: parameters)
+                span.attributes[ManagedIdentityTracing.HTTPAttribute.errorType] = ClientInstruments.outcome(of: error)
+                span.recordError(TelemetryRedaction.forTelemetry(error, identity: parameters.identity))
+                span.setStatus(SpanStatus(code: .error))
+                return .failure(error)
             }
-            let elapsed = ContinuousClock.now - started
+        }
+        let elapsed = ContinuousClock.now - started
+        switch outcome {
+        case .success(let token):
             instruments.requested(outcome: "success", duration: elapsed)
             logger.debug(
                 "managed identity token acquired",
@@ -53,8 +68,7 @@ struct TokenAcquirer: Sendable {
                     "managed-identity.duration-ms": "\(Self.milliseconds(elapsed))",
                 ])
             return token
-        } catch {
-            let elapsed = ContinuousClock.now - started
+        case .failure(let error):
             instruments.requested(outcome: ClientInstruments.outcome(of: error), duration: elapsed)
             guard let error = error as? ManagedIdentityError else { throw error }
             logger.debug(
@@ -78,33 +92,35 @@ struct TokenAcquirer: Sendable {
         return error
     }
 
-    /// The request, Arc's second leg when challenged, and the parsed answer.
-    private func exchange(_ parameters: TokenRequestParameters, attempts: inout Int, logger: Logger) async throws -> IssuedToken {
-        // Entra's expires_in counts from when it was asked (workload identity spec §4).
+    /// The request, the source's second leg when it asks for one, and the parsed answer.
+    private func exchange(
+        _ parameters: TokenRequestParameters, purpose: Purpose, attempts: inout Int, logger: Logger
+    ) async throws -> IssuedToken {
         let requestedAt = clock.now.timeIntervalSince1970
-        var response = try await send(endpoint.makeRequest(parameters), attempts: &attempts, logger: logger)
-        if let arc = endpoint as? AzureArcEndpoint, response.status == 401 {
-            logger.debug("Azure Arc challenge received; reading the key file")
-            let key = try await arc.readChallengeKey(response)
-            response = try await send(arc.makeRequest(parameters, key: key), attempts: &attempts, logger: logger)
+        let policy = retriesEnabled && !purpose.background ? endpoint.retryPolicy : .disabled
+        var response = try await send(endpoint.makeRequest(parameters), policy: policy, attempts: &attempts, logger: logger)
+        if let next = try await endpoint.followUp(after: response, parameters: parameters) {
+            logger.debug("the endpoint asked for a second request (its challenge); sending it")
+            response = try await send(next, policy: policy, attempts: &attempts, logger: logger)
         }
-        guard response.status == 200 else { throw failure(from: response) }
+        guard response.status == 200 else { throw endpoint.failure(from: response) }
         let fields = try TokenResponseParser.fields(from: response.body, source: endpoint.source)
-        if let arc = endpoint as? AzureArcEndpoint {
-            try arc.verifyEcho(of: parameters.identity, in: fields)
-        }
-        let now = endpoint.source == .workloadIdentity ? requestedAt : clock.now.timeIntervalSince1970
+        try endpoint.verify(fields, for: parameters.identity)
+        let now = endpoint.lifetimeStartsAtRequest ? requestedAt : clock.now.timeIntervalSince1970
         return try TokenResponseParser.token(from: fields, now: now, source: endpoint.source)
     }
 
-    /// Sends a request, retrying timeouts and retryable statuses with the clock's sleep. Returns the
-    /// first response that is a success or is not to be retried.
-    private func send(_ request: HTTPTransportRequest, attempts: inout Int, logger: Logger) async throws -> HTTPTransportResponse {
-        let policy = retriesEnabled ? endpoint.retryPolicy : .disabled
+    /// Sends a request, retrying timeouts and retryable statuses after a jittered delay on the
+    /// clock. Each attempt waits for its turn at the admission point and gives it back when answered,
+    /// so a retry's wait holds no turn. Returns the first response that is a success or is not to be retried.
+    private func send(
+        _ request: HTTPTransportRequest, policy: RetryPolicy, attempts: inout Int, logger: Logger
+    ) async throws -> HTTPTransportResponse {
         var state = RetryPolicy.State()
         var resends = 0
         while true {
             try Task.checkCancellation()
+            try await waitForTurn(logger: logger)
             attempts += 1
             logger.debug(
                 "sending managed identity request",
@@ -113,8 +129,10 @@ struct TokenAcquirer: Sendable {
                     "managed-identity.attempt": "\(resends + 1)",
                 ])
             let sent = ContinuousClock.now
-            let delay: Duration
-            switch await attempt(request, resends: resends) {
+            let result = await attempt(request, resends: resends)
+            admission.release()
+            let base: Duration
+            switch result {
             case .success(let response):
                 logger.debug(
                     "managed identity endpoint answered",
@@ -128,34 +146,50 @@ struct TokenAcquirer: Sendable {
                         after: response.status, retryAfter: response.header("Retry-After"),
                         now: clock.now.timeIntervalSince1970, state: &state)
                 else { return response }
-                delay = next
+                base = next
                 instruments.retried(reason: ClientInstruments.statusName(response.status))
-                logger.info(
-                    "retrying managed identity request",
-                    metadata: ["managed-identity.status": "\(response.status)", "managed-identity.delay": "\(delay)"])
             case .failure(let error):
                 switch error.kind {
                 case .timeout:
-                    guard
-                        let next = policy.nextDelay(
-                            after: nil, retryAfter: nil, now: clock.now.timeIntervalSince1970, state: &state)
+                    guard let next = policy.nextDelay(after: nil, retryAfter: nil, now: clock.now.timeIntervalSince1970, state: &state)
                     else {
                         throw ManagedIdentityError(
                             code: .requestTimeout,
                             message: "[Managed Identity] Request to the endpoint timed out. \(error.message)",
                             source: endpoint.source)
                     }
-                    delay = next
+                    base = next
                     instruments.retried(reason: "timeout")
-                    logger.info("retrying managed identity request after a timeout", metadata: ["managed-identity.delay": "\(delay)"])
                 case .cancelled:
                     throw CancellationError()
                 case .connectionFailed, .refused, .certificatePinMismatch:
-                    throw unreachable(error)
+                    throw endpoint.unreachable(error, sourceWasDetected: sourceWasDetected)
                 }
             }
+            let delay = RetryPolicy.jittered(base, random: jitter())
+            logger.info(
+                "retrying managed identity request",
+                metadata: [
+                    "managed-identity.status": "\(result.status.map(String.init) ?? "timeout")",
+                    "managed-identity.delay": "\(delay)",
+                ])
             try await clock.sleep(for: delay)
             resends += 1
+        }
+    }
+
+    /// Waits at the admission point, counting the wait when there is one.
+    private func waitForTurn(logger: Logger) async throws {
+        let queued = ContinuousClock.now
+        let waited = try await admission.acquire { [instruments] isWaiting in
+            instruments.admissionQueue(entered: isWaiting)
+        }
+        if waited {
+            let wait = ContinuousClock.now - queued
+            instruments.admissionWaited(wait)
+            logger.debug(
+                "waited for a turn at the endpoint's admission limits",
+                metadata: ["managed-identity.wait-ms": "\(Self.milliseconds(wait))"])
         }
     }
 
@@ -180,7 +214,10 @@ struct TokenAcquirer: Sendable {
                 return .success(response)
             } catch {
                 span.attributes[HTTP.errorType] = Self.errorType(error.kind)
-                span.recordError(error)
+                // A transport of one's own may put the URL, query and all, in its message.
+                var recorded = error
+                recorded.message = TelemetryRedaction.redact(error.message, identity: nil)
+                span.recordError(recorded)
                 span.setStatus(SpanStatus(code: .error))
                 return .failure(error)
             }
@@ -200,71 +237,12 @@ struct TokenAcquirer: Sendable {
     static func milliseconds(_ duration: Duration) -> Int64 {
         ClientInstruments.nanoseconds(duration) / 1_000_000
     }
-
-    private func unreachable(_ error: HTTPTransportError) -> ManagedIdentityError {
-        var message = "[Managed Identity] \(error.message)"
-        if endpoint.source == .imds && sourceWasDetected {
-            let sourceVariables = ManagedIdentityVariable.all.filter { $0 != ManagedIdentityVariable.podIdentityAuthorityHost }
-            message += " No managed identity source variable is set (looked for "
-                + sourceVariables.joined(separator: ", ") + "), so the Azure Instance Metadata Service was tried"
-            message += endpoint.endpoint.host == IMDSEndpoint.defaultBase.host
-                ? "; this host may not be an Azure VM, or its identity endpoint may be blocked."
-                : " at \(endpoint.endpoint.scheme)://\(endpoint.endpoint.host)\(endpoint.endpoint.port.map { ":\($0)" } ?? "") "
-                    + "(from AZURE_POD_IDENTITY_AUTHORITY_HOST)."
-        } else if endpoint.source == .workloadIdentity {
-            message += " Microsoft Entra ID was tried at \(endpoint.endpoint.scheme)://\(endpoint.endpoint.host) (from "
-                + "\(ManagedIdentityVariable.authorityHost)); check that the pod can reach it (egress rules, DNS, proxy)."
-        } else if error.kind == .certificatePinMismatch {
-            message += " Check that IDENTITY_SERVER_THUMBPRINT is the thumbprint of the cluster's certificate."
-        }
-        return ManagedIdentityError(code: .unreachableNetwork, message: message, source: endpoint.source)
-    }
-
-    /// The error of a final non-200 response, with its message built from the body.
-    func failure(from response: HTTPTransportResponse) -> ManagedIdentityError {
-        if endpoint.source == .workloadIdentity {
-            var failure =
-                EntraErrorResponse(body: response.body)?.failure(status: response.status)
-                ?? .requestFailed(
-                    "Microsoft Entra ID answered the workload identity token request with HTTP \(response.status) "
-                        + "and a body that is not its error shape: \(ErrorResponseParser.quote(response.body)).",
-                    source: .workloadIdentity, statusCode: response.status)
-            failure.message = failure.message.redacting(endpoint.secrets)
-            return failure
-        }
-        let parsed = ErrorResponseParser.parse(response.body, source: endpoint.source)
-        var message = parsed.message
-        if endpoint.source == .imds {
-            switch response.status {
-            case 400:
-                message = "[Managed Identity] Authentication unavailable. Either the requested identity has not been "
-                    + "assigned to this resource, or other errors could be present. Ensure the identity is correctly "
-                    + "assigned. " + message.dropPrefix("[Managed Identity] ")
-            case 502, 504:
-                message = "[Managed Identity] The request failed due to a gateway error. "
-                    + message.dropPrefix("[Managed Identity] ")
-            default: break
-            }
-        }
-        if EntraErrorResponse.blamesResource(response.body, status: response.status, source: endpoint.source) {
-            message += " " + EntraErrorResponse.resourceHint
-        }
-        if response.status == 401 || response.status == 403, endpoint.source != .azureArc {
-            message += " The endpoint refused the request's credentials: check that the secret variable ("
-                + endpoint.source.variables.joined(separator: ", ") + ") belongs to this endpoint."
-        }
-        return ManagedIdentityError(
-            code: .requestFailed,
-            message: message.redacting(endpoint.secrets),
-            source: endpoint.source,
-            statusCode: response.status,
-            correlationID: parsed.correlationID
-        )
-    }
 }
 
-extension String {
-    func dropPrefix(_ prefix: String) -> Substring {
-        hasPrefix(prefix) ? dropFirst(prefix.count) : self[...]
+extension Result where Success == HTTPTransportResponse {
+    /// The status of a response, `nil` for a transport failure.
+    var status: Int? {
+        if case .success(let response) = self { return response.status }
+        return nil
     }
 }

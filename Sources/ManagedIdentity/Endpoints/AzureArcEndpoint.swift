@@ -15,6 +15,9 @@ struct AzureArcEndpoint: SourceEndpoint {
     var source: ManagedIdentitySource { .azureArc }
     var secrets: [String] { [] }
     var retryPolicy: RetryPolicy { .standard }
+    /// The agent hands requests to the same managed identity service as IMDS; its limits are taken
+    /// to be IMDS's (Microsoft documents none of its own).
+    var defaultAdmissionLimits: AdmissionLimits { .imds }
 
     /// The agent's key directory on this platform.
     static var platformKeyDirectory: String? {
@@ -58,6 +61,19 @@ struct AzureArcEndpoint: SourceEndpoint {
         )
     }
 
+    /// The agent's 401 is its challenge: the second leg carries the key the challenge points to.
+    func followUp(after response: HTTPTransportResponse, parameters: TokenRequestParameters) async throws(ManagedIdentityError)
+        -> HTTPTransportRequest?
+    {
+        guard response.status == 401 else { return nil }
+        return makeRequest(parameters, key: try await readChallengeKey(response))
+    }
+
+    /// A 401 after the second leg means a wrong key, not a secret variable of another endpoint.
+    func failure(from response: HTTPTransportResponse) -> ManagedIdentityError {
+        standardFailure(from: response, credentialsHint: false)
+    }
+
     /// Reads the key the challenge points to, under every rule of the agent's protocol.
     func readChallengeKey(_ response: HTTPTransportResponse) async throws(ManagedIdentityError) -> Secret {
         guard let challenge = response.header("WWW-Authenticate") else {
@@ -87,7 +103,7 @@ struct AzureArcEndpoint: SourceEndpoint {
 
     /// A user-assigned identity is honoured only if the agent's answer names it: an agent that
     /// ignored the selector would otherwise hand out the system-assigned identity's token.
-    func verifyEcho(of identity: ManagedIdentityID, in response: TokenResponseFields) throws(ManagedIdentityError) {
+    func verify(_ response: TokenResponseFields, for identity: ManagedIdentityID) throws(ManagedIdentityError) {
         guard let requested = identity.id else { return }
         let echoed: [String?]
         switch identity {

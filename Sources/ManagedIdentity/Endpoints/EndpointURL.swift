@@ -80,6 +80,12 @@ struct EndpointURL: Hashable, Sendable, CustomStringConvertible {
         self.query = query
     }
 
+    /// Scheme, host and port: what names the endpoint's server, safe to log.
+    var origin: String {
+        HTTPTransportRequest(method: "GET", scheme: scheme, host: host, port: port, path: path, query: [], headers: [], timeout: .zero)
+            .origin
+    }
+
     var description: String {
         var request = HTTPTransportRequest(
             method: "GET", scheme: scheme, host: host, port: port, path: path, query: query, headers: [],

@@ -11,6 +11,7 @@ struct IMDSEndpoint: SourceEndpoint {
     var source: ManagedIdentitySource { .imds }
     var secrets: [String] { [] }
     var retryPolicy: RetryPolicy { .imds }
+    var defaultAdmissionLimits: AdmissionLimits { .imds }
 
     /// `AZURE_POD_IDENTITY_AUTHORITY_HOST`, when set, replaces the scheme, host and port; the path is
     /// always the token path (MSAL.NET).
@@ -49,5 +50,38 @@ struct IMDSEndpoint: SourceEndpoint {
             ],
             timeout: parameters.timeout
         )
+    }
+
+    /// IMDS's 400 means an identity not assigned to this VM; its 502 and 504 a gateway error.
+    func failure(from response: HTTPTransportResponse) -> ManagedIdentityError {
+        var failure = standardFailure(from: response, credentialsHint: true)
+        let preamble: String
+        switch response.status {
+        case 400:
+            preamble = "Authentication unavailable. Either the requested identity has not been assigned to this resource, "
+                + "or other errors could be present. Ensure the identity is correctly assigned. "
+        case 502, 504:
+            preamble = "The request failed due to a gateway error. "
+        default:
+            return failure
+        }
+        failure.message = "[Managed Identity] " + preamble + failure.message.dropPrefix("[Managed Identity] ")
+        return failure
+    }
+
+    /// When detection fell through to IMDS, the error says which variables were looked for and where
+    /// IMDS was tried: on a machine that is not an Azure VM this is the usual first error.
+    func unreachable(_ error: HTTPTransportError, sourceWasDetected: Bool) -> ManagedIdentityError {
+        var message = "[Managed Identity] \(error.message)"
+        if sourceWasDetected {
+            let sourceVariables = ManagedIdentityVariable.all.filter { $0 != ManagedIdentityVariable.podIdentityAuthorityHost }
+            message += " No managed identity source variable is set (looked for "
+                + sourceVariables.joined(separator: ", ") + "), so the Azure Instance Metadata Service was tried"
+            message += endpoint.host == Self.defaultBase.host
+                ? "; this host may not be an Azure VM, or its identity endpoint may be blocked."
+                : " at \(endpoint.scheme)://\(endpoint.host)\(endpoint.port.map { ":\($0)" } ?? "") "
+                    + "(from AZURE_POD_IDENTITY_AUTHORITY_HOST)."
+        }
+        return ManagedIdentityError(code: .unreachableNetwork, message: message, source: .imds)
     }
 }

@@ -9,6 +9,16 @@ struct ServiceFabricEndpoint: SourceEndpoint {
     var source: ManagedIdentitySource { .serviceFabric }
     var secrets: [String] { [identityHeader.value] }
     var retryPolicy: RetryPolicy { .standard }
+    /// Service Fabric takes `xms_cc` (MSAL.NET sends it), so the capabilities name the partition.
+    var sendsClientCapabilities: Bool { true }
+
+    func unreachable(_ error: HTTPTransportError, sourceWasDetected: Bool) -> ManagedIdentityError {
+        var message = "[Managed Identity] \(error.message)"
+        if error.kind == .certificatePinMismatch {
+            message += " Check that IDENTITY_SERVER_THUMBPRINT is the thumbprint of the cluster's certificate."
+        }
+        return ManagedIdentityError(code: .unreachableNetwork, message: message, source: .serviceFabric)
+    }
 
     init(
         environment: ManagedIdentityEnvironment, identity: ManagedIdentityID, apiVersion: ServiceFabricAPIVersion

@@ -15,6 +15,11 @@ struct TokenRequestParameters: Sendable {
 
 /// One managed identity source, resolved from the environment: it knows its endpoint and its
 /// secrets and builds the exact request the service expects.
+///
+/// What differs between sources beyond the request is a requirement with a default (in
+/// `SourceEndpoint+Defaults.swift`), as Hummingbird's `PersistDriver.getWithTTL` is: a source opts in
+/// by implementing it, and the generic acquirer never asks which source it has. Adding a source
+/// edits that source's files only.
 protocol SourceEndpoint: Sendable {
     var source: ManagedIdentitySource { get }
     /// The endpoint URL, part of the cache partition key.
@@ -28,14 +33,24 @@ protocol SourceEndpoint: Sendable {
     /// The identity that names the partition: the one asked for, except where the source resolves it
     /// (workload identity's client id from `AZURE_CLIENT_ID`).
     func partitionIdentity(for requested: ManagedIdentityID) -> ManagedIdentityID
-}
 
-extension SourceEndpoint {
-    func partitionIdentity(for requested: ManagedIdentityID) -> ManagedIdentityID { requested }
-}
-
-extension WorkloadIdentityEndpoint {
-    func partitionIdentity(for requested: ManagedIdentityID) -> ManagedIdentityID { identity }
+    /// The request that must follow `response` when the source's protocol has a second leg (Azure
+    /// Arc's challenge), or `nil` when `response` is the answer.
+    func followUp(after response: HTTPTransportResponse, parameters: TokenRequestParameters) async throws(ManagedIdentityError)
+        -> HTTPTransportRequest?
+    /// Checks a successful answer before it becomes a token (Azure Arc must name the identity asked for).
+    func verify(_ fields: TokenResponseFields, for identity: ManagedIdentityID) throws(ManagedIdentityError)
+    /// The error of a final response that is not 200, its message built from the body.
+    func failure(from response: HTTPTransportResponse) -> ManagedIdentityError
+    /// The error when no response came; `sourceWasDetected` tells whether the environment chose the source.
+    func unreachable(_ error: HTTPTransportError, sourceWasDetected: Bool) -> ManagedIdentityError
+    /// Whether `expires_in` counts from when the request was sent (Microsoft Entra ID) rather than from the answer.
+    var lifetimeStartsAtRequest: Bool { get }
+    /// Whether the client capabilities are sent, and so name the partition too.
+    var sendsClientCapabilities: Bool { get }
+    /// How many requests may be in flight to this endpoint, and how many may start per second, when
+    /// the configuration does not say.
+    var defaultAdmissionLimits: AdmissionLimits { get }
 }
 
 /// A secret read from the environment. Its description is redacted, so interpolating it by

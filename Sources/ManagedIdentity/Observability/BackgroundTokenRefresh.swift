@@ -13,13 +13,22 @@ public struct BackgroundTokenRefresh: Sendable {
     public var correlationID: String
     /// The new token, or why there is none.
     public var result: Result<AccessToken, any Error>
+    /// After a failure, when the next background attempt for this token may start (a jittered 5 to
+    /// 10 minutes later; see <doc:Observability>). `nil` after a success, and after a failure when
+    /// none will be made: an error no retry mends, or too little usable time left. Callers are
+    /// served the cached token meanwhile, and fetch themselves once it is no longer usable.
+    public var nextAttempt: Date?
 
     /// Creates an outcome.
-    public init(resource: String, source: ManagedIdentitySource, correlationID: String, result: Result<AccessToken, any Error>) {
+    public init(
+        resource: String, source: ManagedIdentitySource, correlationID: String, result: Result<AccessToken, any Error>,
+        nextAttempt: Date? = nil
+    ) {
         self.resource = resource
         self.source = source
         self.correlationID = correlationID
         self.result = result
+        self.nextAttempt = nextAttempt
     }
 
     /// Whether the refresh got a token (from the endpoint, or stored meanwhile by another process).

@@ -20,6 +20,9 @@ final class ClientInstruments: Sendable {
     private let requestDuration: CoreMetrics.Timer
     private let backendName: String
     private let coordinationWait: CoreMetrics.Timer
+    private let admissionWait: CoreMetrics.Timer
+    private let admissionDepth: Meter
+    private let refreshBackoff: Recorder
 
     init(source: ManagedIdentitySource, backend: (any TokenCacheBackend)?, factory: (any MetricsFactory)?, tracer: (any Tracer)?) {
         let factory = factory ?? MetricsSystem.factory
@@ -40,6 +43,11 @@ final class ClientInstruments: Sendable {
         requestDuration = CoreMetrics.Timer(
             label: ManagedIdentityMetrics.endpointRequestDuration, dimensions: [sourceDimension], factory: factory)
         backendName = backend.map { String(describing: type(of: $0)) } ?? "none"
+        admissionWait = CoreMetrics.Timer(
+            label: ManagedIdentityMetrics.admissionWait, dimensions: [sourceDimension], factory: factory)
+        admissionDepth = Meter(label: ManagedIdentityMetrics.admissionQueueDepth, dimensions: [sourceDimension], factory: factory)
+        refreshBackoff = Recorder(
+            label: ManagedIdentityMetrics.backgroundRefreshBackoff, dimensions: [sourceDimension], factory: factory)
         coordinationWait = CoreMetrics.Timer(
             label: ManagedIdentityMetrics.coordinationWait,
             dimensions: [(ManagedIdentityMetrics.Dimension.backend, backendName)], factory: factory)
@@ -92,6 +100,21 @@ final class ClientInstruments: Sendable {
             ],
             factory: factory
         ).increment()
+    }
+
+    /// A request started (`true`) or stopped (`false`) waiting for its turn at the admission point.
+    func admissionQueue(entered: Bool) {
+        if entered { admissionDepth.increment() } else { admissionDepth.decrement() }
+    }
+
+    /// How long a request that had to wait for its turn waited.
+    func admissionWaited(_ duration: Duration) {
+        admissionWait.recordNanoseconds(Self.nanoseconds(duration))
+    }
+
+    /// The back-off chosen after a failed background refresh, in seconds until the next attempt.
+    func backgroundRefreshBackedOff(seconds: TimeInterval) {
+        refreshBackoff.record(seconds)
     }
 
     func backendFailed(_ hook: TokenCacheBackendFailure.Hook) {

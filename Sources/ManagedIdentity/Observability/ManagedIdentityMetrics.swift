@@ -26,6 +26,15 @@ public enum ManagedIdentityMetrics {
     /// Counter: background refreshes that failed, by `source` and `error` (the error code). No caller
     /// sees these: the cached token stays in use until it expires.
     public static let backgroundRefreshFailures = "managed_identity_background_refresh_failures_total"
+    /// Recorder (seconds): after a failed background refresh, how long until the next attempt for
+    /// that token (a jittered 5 to 10 minutes, shorter when the token's usable time is short), by
+    /// `source`. Callers keep the cached token meanwhile.
+    public static let backgroundRefreshBackoff = "managed_identity_background_refresh_backoff_seconds"
+    /// Timer (nanoseconds): how long a request waited for its turn at the endpoint's admission
+    /// limits (``AdmissionLimits``), by `source`; recorded only for requests that had to wait.
+    public static let admissionWait = "managed_identity_admission_wait_duration"
+    /// Meter: requests waiting for their turn at the endpoint's admission limits now, by `source`.
+    public static let admissionQueueDepth = "managed_identity_admission_queue_depth"
     /// Counter: cache backend hooks that threw, by `backend` (the backend's type name) and `hook`
     /// (`beforeAccess`, `beforeWrite`, `afterAccess`, `coordinateRefresh`). A cache that stopped
     /// persisting shows here.

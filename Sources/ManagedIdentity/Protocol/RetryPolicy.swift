@@ -62,6 +62,15 @@ struct RetryPolicy: Sendable, Equatable {
         }
     }
 
+    /// A retry's delay with jitter: between the policy's delay and half as much again, `random`
+    /// being in [0, 1). Never shorter than MSAL's delays (IMDS's 410 rule keeps its 70 s), but callers
+    /// that failed together no longer come back together: 200 throttled callers retrying at the same
+    /// instant meet the same throttling again.
+    static func jittered(_ delay: Duration, random: Double) -> Duration {
+        let fraction = min(max(random, 0), 1) * 0.5
+        return delay + delay * fraction
+    }
+
     static func isEntraRetryable(_ status: Int) -> Bool {
         status == 408 || status == 429 || ((500...599).contains(status) && status != 501 && status != 505)
     }

@@ -17,6 +17,17 @@
 public protocol HTTPTransport: Sendable {
     /// Sends the request and returns the response, whatever its status.
     func send(_ request: HTTPTransportRequest) async throws(HTTPTransportError) -> HTTPTransportResponse
+
+    /// Whether requests through this transport wait for the endpoint's ``AdmissionLimits`` (true by
+    /// default: a transport that reaches a real endpoint must keep within what it accepts). A test
+    /// double with no endpoint behind it answers `false`, so tests are not paced at IMDS's 20 per
+    /// second; limits set in ``ManagedIdentityClient/Configuration/admissionLimits`` apply regardless.
+    var isBoundByEndpointLimits: Bool { get }
+}
+
+extension HTTPTransport {
+    /// Requests wait for the endpoint's limits.
+    public var isBoundByEndpointLimits: Bool { true }
 }
 
 /// One HTTP header.

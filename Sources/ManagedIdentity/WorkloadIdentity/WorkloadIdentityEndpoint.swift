@@ -19,6 +19,36 @@ struct WorkloadIdentityEndpoint: SourceEndpoint {
     var source: ManagedIdentitySource { .workloadIdentity }
     var secrets: [String] { tokenFile.secrets }
     var retryPolicy: RetryPolicy { .entra }
+    /// Entra's `expires_in` counts from when it was asked (workload identity spec §4).
+    var lifetimeStartsAtRequest: Bool { true }
+    /// The capabilities travel as the `claims` parameter (`xms_cc`).
+    var sendsClientCapabilities: Bool { true }
+    /// Microsoft Entra ID is a remote, shared service: more at once than a host's local endpoint.
+    var defaultAdmissionLimits: AdmissionLimits { .remoteService }
+
+    /// The partition is named by the resolved client id, `AZURE_CLIENT_ID` included.
+    func partitionIdentity(for requested: ManagedIdentityID) -> ManagedIdentityID { identity }
+
+    /// Entra's error shape: its AADSTS code, trace and correlation ids and a hint; the assertion
+    /// redacted from everything, Entra's own text included.
+    func failure(from response: HTTPTransportResponse) -> ManagedIdentityError {
+        var failure =
+            EntraErrorResponse(body: response.body)?.failure(status: response.status)
+            ?? .requestFailed(
+                "Microsoft Entra ID answered the workload identity token request with HTTP \(response.status) "
+                    + "and a body that is not its error shape: \(ErrorResponseParser.quote(response.body)).",
+                source: .workloadIdentity, statusCode: response.status)
+        failure.message = failure.message.redacting(secrets)
+        return failure
+    }
+
+    func unreachable(_ error: HTTPTransportError, sourceWasDetected: Bool) -> ManagedIdentityError {
+        ManagedIdentityError(
+            code: .unreachableNetwork,
+            message: "[Managed Identity] \(error.message) Microsoft Entra ID was tried at \(endpoint.scheme)://\(endpoint.host) (from "
+                + "\(ManagedIdentityVariable.authorityHost)); check that the pod can reach it (egress rules, DNS, proxy).",
+            source: .workloadIdentity)
+    }
 
     /// Options that only code sets.
     struct Options: Sendable {

@@ -8,6 +8,9 @@ import ManagedIdentityTesting
 /// An in-process transport: records every request and answers from a script. It refuses any host
 /// but loopback, so a test that would reach the real IMDS address fails loudly instead.
 final class FakeTransport: HTTPTransport {
+    /// A fake: no endpoint behind it to protect, so no admission limits unless a test sets them.
+    var isBoundByEndpointLimits: Bool { false }
+
     typealias Responder = @Sendable (HTTPTransportRequest, Int) throws(HTTPTransportError) -> HTTPTransportResponse
 
     private let state = Mutex<[HTTPTransportRequest]>([])
