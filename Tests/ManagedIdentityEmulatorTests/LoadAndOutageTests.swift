@@ -96,19 +96,32 @@ struct LoadAndOutageTests {
         func add(_ report: BackgroundTokenRefresh) { all.withLock { $0.append(report) } }
     }
 
-    @Test func aTenMinuteOutageInTheRefreshWindowCostsAtMostThreeRequestsAndNoCallerAnError() async throws {
+    static let resource = "https://vault.azure.net"
+
+    /// A client whose day-long token of ``resource`` is just past its refresh time (an hour), with
+    /// the endpoint failing every request with `status` from then on.
+    static func pastRefreshTime(
+        failing status: Int, delayMilliseconds: Int = 0, metrics: TestMetrics? = nil,
+        _ body: (ManagedIdentityEmulator, ManualClock, ManagedIdentityClient, Reports, AccessToken) async throws -> Void
+    ) async throws {
         let configuration = EmulatorConfiguration(source: .imds, tokenLifetime: 86_400, refreshIn: 3600)
         try await ManagedIdentityEmulator.withRunning(configuration) { emulator in
             let clock = ManualClock(now: Date())
             let reports = Reports()
-            let metrics = TestMetrics()
             let client = try Self.client(emulator, clock: clock, metrics: metrics, onBackgroundRefreshCompleted: reports.add)
-            let resource = "https://vault.azure.net"
             let first = try await client.token(for: resource)
             #expect(first.tokenSource == .identityProvider)
-            emulator.failNext(100_000, status: 500)
+            emulator.inject(EmulatorFaults(failNext: 100_000, status: status, delayMilliseconds: delayMilliseconds))
             emulator.resetStatistics()
             clock.advance(by: 3601)
+            try await body(emulator, clock, client, reports, first)
+        }
+    }
+
+    @Test func aTenMinuteOutageInTheRefreshWindowCostsAtMostThreeRequestsAndNoCallerAnError() async throws {
+        let metrics = TestMetrics()
+        try await Self.pastRefreshTime(failing: 500, metrics: metrics) { emulator, clock, client, reports, first in
+            let resource = Self.resource
             // Ten minutes of callers, one a second, all through the outage.
             for _ in 0..<600 {
                 let token = try await client.token(for: resource)
@@ -141,16 +154,7 @@ struct LoadAndOutageTests {
     }
 
     @Test func manyCallersPastTheRefreshTimeStartOneRefreshReportedOnce() async throws {
-        let configuration = EmulatorConfiguration(source: .imds, tokenLifetime: 86_400, refreshIn: 3600)
-        try await ManagedIdentityEmulator.withRunning(configuration) { emulator in
-            let clock = ManualClock(now: Date())
-            let reports = Reports()
-            let client = try Self.client(emulator, clock: clock, onBackgroundRefreshCompleted: reports.add)
-            _ = try await client.token(for: "https://vault.azure.net")
-            emulator.failNext(100_000, status: 500)
-            emulator.inject(EmulatorFaults(failNext: 100_000, status: 500, delayMilliseconds: 300))
-            emulator.resetStatistics()
-            clock.advance(by: 3601)
+        try await Self.pastRefreshTime(failing: 500, delayMilliseconds: 300) { emulator, _, client, reports, _ in
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<50 { group.addTask { _ = try? await client.token(for: "https://vault.azure.net") } }
             }
@@ -161,15 +165,7 @@ struct LoadAndOutageTests {
     }
 
     @Test func anErrorNoRetryMendsIsReportedOnceAndTheCallerFetchesWhenTheTokenIsNoLongerUsable() async throws {
-        let configuration = EmulatorConfiguration(source: .imds, tokenLifetime: 86_400, refreshIn: 3600)
-        try await ManagedIdentityEmulator.withRunning(configuration) { emulator in
-            let clock = ManualClock(now: Date())
-            let reports = Reports()
-            let client = try Self.client(emulator, clock: clock, onBackgroundRefreshCompleted: reports.add)
-            let first = try await client.token(for: "https://vault.azure.net")
-            emulator.failNext(100_000, status: 400)
-            emulator.resetStatistics()
-            clock.advance(by: 3601)
+        try await Self.pastRefreshTime(failing: 400) { emulator, clock, client, reports, first in
             for _ in 0..<100 {
                 #expect(try await client.token(for: "https://vault.azure.net").token == first.token)
                 await client.waitForBackgroundRefreshes()
