@@ -28,7 +28,8 @@ func registerBurstBenchmarks() {
     Benchmark(
         "Burst: 200 resources at once under IMDS's limits, endpoint at 200 ms",
         configuration: .init(
-            metrics: [.wallClock, .custom("throttled (429)", polarity: .prefersSmaller)], maxDuration: .seconds(60),
+            metrics: [.wallClock, .custom("throttled (429)", polarity: .prefersSmaller)], timeUnits: .milliseconds,
+            maxDuration: .seconds(60),
             maxIterations: 5)
     ) { benchmark, emulator in
         for _ in benchmark.scaledIterations {
