@@ -10,18 +10,24 @@ public struct PythonServer: Sendable {
 
     /// Starts `script` with `arguments` and waits for the port it prints.
     public static func start(_ script: String, arguments: [String] = []) async throws -> PythonServer {
-        let child = ChildProcess("/usr/bin/env", ["python3", "-u", "-c", script] + arguments)
+        // First, close every descriptor but the three standard ones: `Process` lets a child inherit
+        // the pipes other tests are opening at that moment, and a server that lives on holding one
+        // keeps that test's reader waiting for an end of file that never comes.
+        let prologue = "import os\nos.closerange(3, 65536)\n"
+        let child = ChildProcess("/usr/bin/env", ["python3", "-u", "-c", prologue + script] + arguments)
         try child.start()
         let text = await child.readOutput { $0.contains("\n") }
         guard let line = text.split(separator: "\n").first, let port = Int(line.trimmingCharacters(in: .whitespaces)) else {
-            child.process.terminate()
+            kill(child.process.processIdentifier, SIGKILL)
             throw PythonServerError(message: "the Python server printed no port: \(text)")
         }
         return PythonServer(child: child, port: port)
     }
 
+    /// Kills the server. SIGKILL, not SIGTERM: a test process that runs a swift-service-lifecycle
+    /// group ignores SIGTERM to handle it itself, and its children inherit that.
     public func stop() {
-        child.process.terminate()
+        kill(child.process.processIdentifier, SIGKILL)
     }
 
     /// Accepts connections and relays each to 127.0.0.1:`target` after `delay` seconds of silence:
