@@ -55,7 +55,8 @@ struct DoctorCommand: AsyncParsableCommand {
         let checks: [DiagnosticCheck]
         do {
             if emulator {
-                checks = try await InProcessEmulator.with(source: source ?? .imds, arcKeyDirectory: arcKeyDir, verbose: false, logger: logger) {
+                checks = try await InProcessEmulator.with(
+                    source: source ?? .imds, cache: cacheOptions.cache.description, arcKeyDirectory: arcKeyDir, verbose: false, logger: logger) {
                     environment, keyDirectory, emulatorCA in
                     await diagnose(environment: environment, arcKeyDirectory: keyDirectory, caFile: caFile ?? emulatorCA)
                 }

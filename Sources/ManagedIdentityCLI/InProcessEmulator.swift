@@ -5,18 +5,29 @@ import ManagedIdentityEmulator
 
 /// The emulator `token --emulator` and `doctor --emulator` start in their own process.
 enum InProcessEmulator {
+    /// The port for a source and a cache: below the kernel's ephemeral range (32768 and up here), so
+    /// no outgoing connection holds it, 8 ports per cache (one per source), 1,000 caches apart.
+    static func port(source: ManagedIdentitySource, cache: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in cache.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        return 20_000 + 8 * Int(hash % 1_000) + (ManagedIdentitySource.allCases.firstIndex(of: source) ?? 0)
+    }
+
     /// How long a run waits for its source's port when another run of the tool holds it.
     static let portWait: Duration = .seconds(30)
 
     /// The emulator's environment, its Arc key directory and its CA file, for the duration of `body`.
     typealias Body<Result> = (ManagedIdentityEnvironment, String?, String?) async throws -> Result
 
-    /// Runs `body` against an emulator of `source`, on a fixed port per source so a second run finds
-    /// the first run's tokens in a persistent cache (its partition names the endpoint).
+    /// Runs `body` against an emulator of `source`, on a port fixed by the source and the cache, so a
+    /// second run with the same cache finds the first run's tokens (the partition names the
+    /// endpoint), while runs with other caches (other users, other tests) do not contend for it.
     static func with<Result: Sendable>(
-        source: ManagedIdentitySource, arcKeyDirectory: String?, verbose: Bool, logger: Logger, _ body: Body<Result>
+        source: ManagedIdentitySource, cache: String, arcKeyDirectory: String?, verbose: Bool, logger: Logger, _ body: Body<Result>
     ) async throws -> Result {
-        let port = 47_580 + (ManagedIdentitySource.allCases.firstIndex(of: source) ?? 0)
+        let port = port(source: source, cache: cache)
         let keyDirectory = arcKeyDirectory ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("managed-identity-emulator-\(getuid())/tokens").path
         func configuration(port: Int) -> EmulatorConfiguration {

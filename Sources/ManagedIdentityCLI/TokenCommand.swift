@@ -59,7 +59,8 @@ struct TokenCommand: AsyncParsableCommand {
             let token = try await cacheOptions.withBackend { backend in
                 let cache = backend.map { TokenCache(backend: $0) } ?? TokenCache()
                 if emulator {
-                    return try await InProcessEmulator.with(source: source ?? .imds, arcKeyDirectory: arcKeyDir, verbose: verbose, logger: logger) {
+                    return try await InProcessEmulator.with(
+                        source: source ?? .imds, cache: cacheOptions.cache.description, arcKeyDirectory: arcKeyDir, verbose: verbose, logger: logger) {
                         environment, keyDirectory, emulatorCA in
                         try await fetch(
                             environment: environment, arcKeyDirectory: keyDirectory, caFile: caFile ?? emulatorCA, cache: cache,
