@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ManagedIdentityTesting
+import MetricsTestKit
 import Synchronization
 import Testing
 import TestSupport
@@ -127,18 +128,53 @@ struct TokenCacheAccessorTests {
         #expect(fetches.value == 2)
     }
 
-    @Test func everyFailingHookReachesTheCachesFailureHandler() async throws {
+    @Test func anOutageReachesTheFailureHandlerOnceAndEveryFailingHookIsCounted() async throws {
         let reported = Mutex<[TokenCacheBackendFailure]>([])
+        let metrics = TestMetrics()
         let transport = FakeTransport { _, index in .token("T\(index)") }
-        let cache = TokenCache(
-            backend: TokenCacheTests.FailingBackend(), onBackendFailure: { failure in reported.withLock { $0.append(failure) } })
-        let client = try makeClient(environment: environment, transport: transport, cache: cache)
+        let backend = SwitchableBackend()
+        let cache = TokenCache(backend: backend, onBackendFailure: { failure in reported.withLock { $0.append(failure) } })
+        let client = try ManagedIdentityClient(
+            configuration: .init(environment: environment, clock: ManualClock(), hostDiscriminator: "h", metricsFactory: metrics),
+            cache: cache, transport: transport)
         #expect(try await client.token(for: "R").token == "T0")
-        let failures = reported.withLock { $0 }
-        // The miss's read pair, the coordination, the re-read, then the write's beforeAccess and afterAccess.
-        #expect(failures.map(\.hook) == [.beforeAccess, .afterAccess, .coordinateRefresh, .beforeAccess, .afterAccess, .beforeAccess, .afterAccess])
-        #expect(failures.map(\.duringWrite) == [false, false, false, false, false, true, true])
+        #expect(try await client.token(for: "S").token == "T1")
+        var failures = reported.withLock { $0 }
+        #expect(failures.map(\.hook) == [.beforeAccess], "the outage's first failure only")
         #expect(failures.allSatisfy { $0.partitionKey == client.partitionKey })
         #expect(!failures.map(\.description).joined().contains("T0"))
+        // Every failing hook is still counted: per miss a read pair, the coordination, the re-read,
+        // the write's beforeAccess and afterAccess.
+        func counted(_ hook: TokenCacheBackendFailure.Hook) -> Int64 {
+            metrics.counterTotal(
+                label: ManagedIdentityMetrics.backendFailures, dimensions: [("backend", "SwitchableBackend"), ("hook", hook.rawValue)])
+        }
+        #expect(counted(.beforeAccess) == 6, "\(counted(.beforeAccess))")
+        #expect(counted(.afterAccess) == 6, "\(counted(.afterAccess))")
+        #expect(counted(.coordinateRefresh) == 2)
+        // The store answers again: the outage is over, and the next failure starts another.
+        backend.failing.store(false, ordering: .relaxed)
+        _ = try await client.token(for: "R")
+        backend.failing.store(true, ordering: .relaxed)
+        _ = try await client.token(for: "U")
+        failures = reported.withLock { $0 }
+        #expect(failures.count == 2)
+    }
+
+    /// Fails every hook while `failing` is set.
+    final class SwitchableBackend: TokenCacheBackend {
+        let failing = Atomic<Bool>(true)
+        func beforeAccess(_ notification: TokenCacheNotification) async throws {
+            if failing.load(ordering: .relaxed) { throw TokenCacheTests.FailingBackend.Broken() }
+        }
+        func afterAccess(_ notification: TokenCacheNotification) async throws {
+            if failing.load(ordering: .relaxed) { throw TokenCacheTests.FailingBackend.Broken() }
+        }
+        func coordinateRefresh<Result: Sendable>(
+            _ notification: TokenCacheNotification, _ body: () async throws -> Result
+        ) async throws -> Result {
+            if failing.load(ordering: .relaxed) { throw TokenCacheTests.FailingBackend.Broken() }
+            return try await body()
+        }
     }
 }

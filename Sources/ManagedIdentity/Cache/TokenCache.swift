@@ -18,8 +18,10 @@ public final class TokenCache: Sendable {
     public let backend: (any TokenCacheBackend)?
     /// The most tokens a partition keeps; past it, the tokens closest to expiry go.
     public let maximumEntriesPerPartition: Int
-    /// Called for every backend hook that fails.
+    /// Called for the first backend hook that fails in an outage.
     let onBackendFailure: (@Sendable (TokenCacheBackendFailure) -> Void)?
+    /// Whether the backend is in an outage, so that it is reported once per outage.
+    let backendHealth = BackendHealth()
 
     private let partitions = Mutex<[TokenCachePartitionKey: TokenCachePartition]>([:])
 
@@ -27,8 +29,10 @@ public final class TokenCache: Sendable {
     /// - Parameters:
     ///   - backend: the hooks to call around every access, or `nil` to keep tokens in memory only.
     ///   - maximumEntriesPerPartition: the cap of one partition (one identity's resources).
-    ///   - onBackendFailure: called, on the task of the request, for every backend hook that throws;
-    ///     the request itself goes on without the backend. Failures are also logged as warnings.
+    ///   - onBackendFailure: called, on the task of the request, for the first backend hook that
+    ///     throws in an outage (until a hook succeeds again); the request itself goes on from memory
+    ///     and the endpoint. That first failure is also logged as a warning; every failure is counted
+    ///   in `managed_identity_cache_backend_failures_total`.
     public init(
         backend: (any TokenCacheBackend)? = nil, maximumEntriesPerPartition: Int = 1_000,
         onBackendFailure: (@Sendable (TokenCacheBackendFailure) -> Void)? = nil

@@ -330,19 +330,22 @@ final class TokenCacheAccessor: Sendable {
 
     // MARK: - Hooks
 
-    /// A read: `beforeAccess`, lookup, `afterAccess`. A failing `beforeAccess` makes it a miss.
+    /// A read: `beforeAccess`, lookup, `afterAccess`. When `beforeAccess` fails the lookup is of
+    /// what memory holds (the tokens this process loaded or fetched): a store that is down costs the
+    /// first request of each token a fetch, not every request.
     private func read(
         _ entryKey: TokenCacheEntryKey, resource: String, correlationID: CorrelationID, logger: Logger
     ) async -> TokenCacheEntry? {
         guard let backend = cache.backend else { return partition.lookup(entryKey) }
         let notification = notification(resource: resource, written: nil)
-        var entry: TokenCacheEntry?
+        let mark = cache.backendHealth.mark()
         do {
             try await backend.beforeAccess(notification)
-            entry = partition.lookup(entryKey)
+            cache.backendHealth.succeeded(since: mark, logger: logger)
         } catch {
             report(.beforeAccess, error, duringWrite: false, logger: logger)
         }
+        let entry = partition.lookup(entryKey)
         do {
             try await backend.afterAccess(notification)
         } catch {
@@ -359,6 +362,7 @@ final class TokenCacheAccessor: Sendable {
             partition.store(entry, retention: notification.retention)
             return
         }
+        let mark = cache.backendHealth.mark()
         do {
             try await backend.beforeAccess(notification)
             do {
@@ -372,6 +376,7 @@ final class TokenCacheAccessor: Sendable {
         partition.store(entry, retention: notification.retention)
         do {
             try await backend.afterAccess(notification)
+            cache.backendHealth.succeeded(since: mark, logger: logger)
         } catch {
             report(.afterAccess, error, duringWrite: true, logger: logger)
         }
@@ -383,10 +388,18 @@ final class TokenCacheAccessor: Sendable {
             retention: TokenCacheRetention(now: clock.now, maximumEntriesPerPartition: cache.maximumEntriesPerPartition))
     }
 
+    /// Counts every failure; logs and reports the first of an outage (the failures until a hook
+    /// succeeds again), and logs the rest at debug only.
     private func report(_ hook: TokenCacheBackendFailure.Hook, _ error: any Error, duringWrite: Bool, logger: Logger) {
         instruments.backendFailed(hook)
+        guard cache.backendHealth.failed() else {
+            logger.debug(
+                "cache backend hook failed again during the outage",
+                metadata: ["managed-identity.hook": "\(hook.rawValue)", "managed-identity.error": "\(error)"])
+            return
+        }
         logger.warning(
-            "cache backend hook failed; continuing without the backend",
+            "cache backend hook failed; continuing from memory and the endpoint until the backend answers again",
             metadata: [
                 "managed-identity.hook": "\(hook.rawValue)",
                 "managed-identity.partition": "\(partition.key)",

@@ -13,8 +13,22 @@ public struct TokenCacheBackendError: Error, Sendable, CustomStringConvertible {
         case lockTimeout
         /// The store was written by a newer version of this library, or holds another schema.
         case unsupportedSchema
-        /// A file or database operation failed.
+        /// A file or database operation failed, or the store cannot be reached now.
         case io
+        /// The store refuses this configuration, and no wait mends it: a wrong password, a database
+        /// or role that does not exist, a path whose parent is not a directory.
+        case misconfigured
+    }
+
+    /// Whether no wait mends the error: the configuration is wrong (an unsafe directory, a wrong or
+    /// missing key, a schema newer than this library, a store that refuses the credentials). A
+    /// backend fails at start on these; every other error (the store down, a lock held past its
+    /// bound, a directory not writable for a moment) is a miss while the backend retries.
+    public var isConfigurationError: Bool {
+        switch kind {
+        case .insecureDirectory, .wrongEncryptionKey, .missingEncryptionKey, .unsupportedSchema, .misconfigured: true
+        case .lockTimeout, .io: false
+        }
     }
 
     /// What went wrong.
