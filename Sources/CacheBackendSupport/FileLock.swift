@@ -44,15 +44,26 @@ package final class FileLock {
         }
     }
 
-    /// Takes the lock, blocking the calling thread: for short critical sections outside async code.
-    package static func acquireBlocking(path: String) throws(BackendIOError) -> FileLock {
+    /// Takes the lock, polling on the calling thread (a thread of the blocking pool, never the
+    /// cooperative one), for at most `timeout`.
+    /// - Returns: the held lock, or `nil` when another process held it for the whole timeout.
+    package static func acquireBlocking(path: String, timeout: Duration) throws(BackendIOError) -> FileLock? {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw BackendIOError("cannot open lock file \(path): \(POSIX.describeErrno())") }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno == EINTR { continue }
-            let message = POSIX.describeErrno()
-            close(fd)
-            throw BackendIOError("cannot lock \(path): \(message)")
+        let start = ContinuousClock.now
+        var pause: useconds_t = 1_000
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            guard code == EWOULDBLOCK || code == EINTR else {
+                close(fd)
+                throw BackendIOError("cannot lock \(path): \(POSIX.describeErrno(code))")
+            }
+            guard ContinuousClock.now - start < timeout else {
+                close(fd)
+                return nil
+            }
+            usleep(pause)
+            pause = min(pause * 2, 20_000)
         }
         return FileLock(fd: fd)
     }

@@ -1,28 +1,42 @@
+import ManagedIdentity
+
 /// The directory a cache lives in: created 0700, and refused when it is a symbolic link, not owned by
 /// this user, or writable by others (anyone who can write it can plant or swap cache files).
 package enum SecureDirectory {
-    package static func prepare(_ path: String) throws(BackendIOError) {
+    /// - Throws: ``TokenCacheBackendError``: `insecureDirectory` for a link, another owner or a
+    ///   group- or world-writable mode; `misconfigured` when the path or a parent is not a directory
+    ///   (no wait mends either); `io` when it cannot be created now (not writable, read-only, full).
+    package static func prepare(_ path: String) throws(TokenCacheBackendError) {
         if POSIX.lstat(path) == nil {
             // Create missing parents with the default mode, the last component 0700.
             var current = path.hasPrefix("/") ? "" : "."
             for component in path.split(separator: "/") {
                 current += "/" + component
                 if POSIX.lstat(current) == nil, mkdir(current, 0o700) != 0, errno != EEXIST {
-                    throw BackendIOError("cannot create \(current): \(POSIX.describeErrno())")
+                    let code = errno
+                    throw TokenCacheBackendError(
+                        kind: code == ENOTDIR ? .misconfigured : .io,
+                        message: "cannot create \(current): \(POSIX.describeErrno(code))"
+                            + (code == ENOTDIR ? " (a parent of it is not a directory)" : ""))
                 }
             }
         }
-        guard let info = POSIX.lstat(path) else { throw BackendIOError("cannot examine \(path)") }
+        guard let info = POSIX.lstat(path) else { throw TokenCacheBackendError(kind: .io, message: "cannot examine \(path)") }
         guard info.st_mode & S_IFMT != S_IFLNK else {
-            throw BackendIOError("the cache directory \(path) is a symbolic link; use the real path")
+            throw TokenCacheBackendError(
+                kind: .insecureDirectory, message: "the cache directory \(path) is a symbolic link; use the real path")
         }
-        guard info.st_mode & S_IFMT == S_IFDIR else { throw BackendIOError("\(path) is not a directory") }
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw TokenCacheBackendError(kind: .misconfigured, message: "\(path) is not a directory")
+        }
         guard info.st_uid == geteuid() else {
-            throw BackendIOError("the cache directory \(path) belongs to another user (uid \(info.st_uid))")
+            throw TokenCacheBackendError(
+                kind: .insecureDirectory, message: "the cache directory \(path) belongs to another user (uid \(info.st_uid))")
         }
         guard info.st_mode & 0o022 == 0 else {
-            throw BackendIOError(
-                "the cache directory \(path) is writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); "
+            throw TokenCacheBackendError(
+                kind: .insecureDirectory,
+                message: "the cache directory \(path) is writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); "
                     + "run chmod 700 on it")
         }
     }

@@ -24,8 +24,16 @@ struct Refused: HTTPTransport {
     }
 }
 
-func backend(_ kind: String, _ path: String) throws -> any TokenCacheBackend {
-    kind == "file" ? try FileTokenCacheBackend(directory: path) : try SQLiteTokenCacheBackend(path: path)
+/// The backend, open. Its lock waits are long on purpose: "committed" is printed once a write
+/// returned, and a write the default 1 s bound kept in memory for later would not be on disk yet.
+func backend(_ kind: String, _ path: String) async throws -> any TokenCacheBackend {
+    let backend: any TokenCacheBackendService =
+        kind == "file"
+        ? FileTokenCacheBackend(directory: path, configuration: .init(writeLockTimeout: .seconds(60)))
+        : SQLiteTokenCacheBackend(path: path, configuration: .init(busyTimeout: .seconds(60)))
+    try await backend.start(within: .seconds(60))
+    guard backend.state == .open else { throw TokenCacheBackendError(kind: .io, message: "the cache did not open: \(backend.state)") }
+    return backend
 }
 
 func client(_ backend: any TokenCacheBackend, transport: any HTTPTransport) throws -> ManagedIdentityClient {
@@ -49,7 +57,7 @@ do {
     case "write":
         let writer = arguments[4]
         let count = Int(arguments[5]) ?? 0
-        let client = try client(try backend(arguments[2], arguments[3]), transport: FakeTokenEndpoint(hostName: "stress", clock: SystemClock()))
+        let client = try client(try await backend(arguments[2], arguments[3]), transport: FakeTokenEndpoint(hostName: "stress", clock: SystemClock()))
         for index in 0..<count {
             let resource = "https://\(writer).example/\(index)"
             _ = try await client.token(for: resource)
@@ -57,7 +65,7 @@ do {
             FileHandle.standardOutput.write(Data("committed \(resource)\n".utf8))
         }
     case "verify":
-        let client = try client(try backend(arguments[2], arguments[3]), transport: Refused())
+        let client = try client(try await backend(arguments[2], arguments[3]), transport: Refused())
         var missing = 0
         for resource in arguments.dropFirst(4) {
             let token = try? await client.token(for: resource)

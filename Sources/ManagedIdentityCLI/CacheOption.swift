@@ -61,7 +61,9 @@ enum CacheSpecification: ExpressibleByArgument, CustomStringConvertible {
         path.hasPrefix("~/") ? (ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()) + path.dropFirst() : path
     }
 
-    /// Runs `body` with the backend open (and, for PostgreSQL, running), or `nil` for memory.
+    /// Runs `body` with the backend running, or `nil` for memory. A store that cannot be reached is
+    /// one warning line: the token comes from the endpoint (the backend's rule, faults are misses);
+    /// a configuration error fails the command.
     func withBackend<Result: Sendable>(
         encryptionKey: SymmetricKey?, options: CacheOptions, _ body: ((any InspectableTokenCacheBackend)?) async throws -> Result
     ) async throws -> Result {
@@ -69,9 +71,9 @@ enum CacheSpecification: ExpressibleByArgument, CustomStringConvertible {
         case .memory:
             return try await body(nil)
         case .file(let directory):
-            return try await body(try FileTokenCacheBackend(directory: directory, configuration: .init(encryptionKey: encryptionKey)))
+            return try await running(FileTokenCacheBackend(directory: directory, configuration: .init(encryptionKey: encryptionKey)), body)
         case .sqlite(let path):
-            return try await body(try SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: encryptionKey)))
+            return try await running(SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: encryptionKey)), body)
         case .postgres(let url):
             guard
                 var configuration = PostgresTokenCacheBackend.Configuration(
@@ -81,7 +83,20 @@ enum CacheSpecification: ExpressibleByArgument, CustomStringConvertible {
             }
             configuration.hostID = options.hostID
             configuration.sharesUserAssignedIdentities = options.shareUserAssigned
-            return try await PostgresTokenCacheBackend.withRunning(configuration: configuration) { backend in try await body(backend) }
+            return try await running(try PostgresTokenCacheBackend(configuration: configuration), body)
+        }
+    }
+
+    private func running<Backend: TokenCacheBackendService & InspectableTokenCacheBackend, Result: Sendable>(
+        _ backend: Backend, _ body: ((any InspectableTokenCacheBackend)?) async throws -> Result
+    ) async throws -> Result {
+        try await backend.withRunning(startWithin: .seconds(1)) { backend in
+            if case .opening(let reason) = backend.state {
+                let why = reason.map { " (\($0))" } ?? ""
+                FileHandle.standardError.write(
+                    Data("warning: cache: \(description) cannot be reached yet\(why); going on without it\n".utf8))
+            }
+            return try await body(backend)
         }
     }
 }

@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Logging
 import ManagedIdentity
+import ServiceLifecycle
 import Synchronization
 
 /// A cache backend that keeps one JSON file per partition in a directory.
@@ -20,7 +21,10 @@ import Synchronization
 ///   logged, and treated as empty.
 /// - With an encryption key, files are sealed with AES-GCM; a wrong key is reported as such, not as corruption.
 /// - File names are the partition keys (a hash), never user text.
-public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCacheBackend {
+/// - Created without I/O and opened in the background (``TokenCacheBackendService``): when its service
+///   runs, at ``start(within:)``, or at first use. A directory that cannot be written for a moment is
+///   a miss: the tokens fetched meanwhile stay in memory and are written once it can be.
+public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCacheBackend, TokenCacheBackendService {
     /// Options of the backend.
     public struct Configuration: Sendable {
         /// A 256-bit key to encrypt files with, or `nil` for plain JSON.
@@ -30,10 +34,13 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
         /// How long a write waits for the partition's lock.
         public var writeLockTimeout: Duration
 
-        /// Creates options; no encryption, and 10 s lock timeouts by default; the partition cap is the cache's (``TokenCache/maximumEntriesPerPartition``).
+        /// Creates options; no encryption, 10 s for the refresh lock (another process is fetching the
+        /// token meanwhile) and 1 s for the write lock by default (a write that waits longer is kept
+        /// and written later: the caller has its token already). The partition cap is the cache's
+        /// (``TokenCache/maximumEntriesPerPartition``).
         public init(
             encryptionKey: SymmetricKey? = nil, refreshLockTimeout: Duration = .seconds(10),
-            writeLockTimeout: Duration = .seconds(10)
+            writeLockTimeout: Duration = .seconds(1)
         ) {
             self.encryptionKey = encryptionKey
             self.refreshLockTimeout = refreshLockTimeout
@@ -65,24 +72,49 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
     static let maximumFileSize = 8 << 20
     static let keyIDFile = ".encryption-key-id"
 
-    /// Opens (creating if needed) a cache directory.
-    /// - Throws: ``TokenCacheBackendError`` when the directory is unsafe, or the key does not match the cache's.
-    public init(directory: String, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(TokenCacheBackendError) {
+    /// Opening the directory, retrying it, and the writes kept while it cannot be written.
+    private let lifecycle: StoreLifecycle
+
+    /// Creates the backend for a directory; nothing is touched until it opens (see ``TokenCacheBackendService``).
+    public init(directory: String, configuration: Configuration = Configuration(), logger: Logger? = nil) {
         var directory = directory
         while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
         self.directory = directory
         self.configuration = configuration
         self.cipher = configuration.encryptionKey.map(AtRestCipher.init)
-        self.logger = logger ?? Logger(label: "managed-identity.file-cache", factory: { _ in SwiftLogNoOpLogHandler() })
+        let logger = logger ?? Logger(label: "managed-identity.file-cache", factory: { _ in SwiftLogNoOpLogHandler() })
+        self.logger = logger
         self.lockDirectory = directory + "/.locks"
-        do {
-            try SecureDirectory.prepare(directory)
-            try SecureDirectory.prepare(lockDirectory)
-        } catch {
-            throw TokenCacheBackendError(kind: .insecureDirectory, message: error.message)
-        }
+        self.lifecycle = StoreLifecycle(name: "the file token cache at \(directory)", logger: logger)
+        lifecycle.bind(self) { backend in try await BlockingWork.run { try backend.prepare() } }
+    }
+
+    /// Creates the directory (0700) and checks it and the key: on the thread pool.
+    /// - Throws: ``TokenCacheBackendError``: an unsafe directory or a wrong key fails for good; a
+    ///   directory that cannot be created now is retried.
+    private func prepare() throws(TokenCacheBackendError) {
+        try SecureDirectory.prepare(directory)
+        try SecureDirectory.prepare(lockDirectory)
         try checkEncryptionKey()
     }
+
+    // MARK: Lifecycle
+
+    /// Opens the directory and keeps retrying while it cannot be opened, until cancelled or a graceful shutdown.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.lifecycle.run() }
+        lifecycle.stop()
+    }
+
+    /// Starts opening the directory and waits for the first attempt, at most `within`.
+    /// - Throws: ``TokenCacheBackendError`` when the directory is unsafe, not a directory, or the key
+    ///   does not match the cache's.
+    public func start(within: Duration = .seconds(1)) async throws(TokenCacheBackendError) {
+        try await lifecycle.started(within: within)
+    }
+
+    /// Where the directory is: open, being opened, or failed for good.
+    public var state: TokenCacheBackendState { lifecycle.publicState }
 
     /// The file of a partition.
     public func path(for key: TokenCachePartitionKey) -> String {
@@ -96,6 +128,7 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
 
     /// The partition's file when it changed since `version` (one `lstat` when it did not).
     public func read(_ partition: TokenCachePartitionKey, version: inout Version?) async throws -> [TokenCacheEntry]? {
+        try lifecycle.ensureOpen()
         let path = path(for: partition)
         guard let info = POSIX.lstat(path) else {
             defer { version = .absent }
@@ -122,6 +155,22 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
     public func write(
         _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
     ) async throws -> (entries: [TokenCacheEntry], version: Version) {
+        do {
+            try lifecycle.ensureOpen()
+            return try await merge(entry, in: partition, retention: retention)
+        } catch let error as TokenCacheBackendError where !error.isConfigurationError {
+            // The directory cannot be written now: the token stays in memory and is written later.
+            lifecycle.keep(partition.key.rawValue + "\n" + entry.resource + "\n" + entry.tokenType) { [weak self] in
+                _ = try await self?.merge(entry, in: partition, retention: retention)
+            }
+            lifecycle.lost(error)
+            throw error
+        }
+    }
+
+    private func merge(
+        _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
+    ) async throws -> (entries: [TokenCacheEntry], version: Version) {
         try await withPartitionLock(partition.key) {
             let stored = try self.storedEntriesLocked(partition.key)
             let merged = retention.apply(to: stored, writing: entry, in: partition.key)
@@ -131,6 +180,7 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
 
     /// Removes tokens from the partition's file under its lock.
     public func remove(_ keys: [TokenCacheEntryKey], from partition: TokenCachePartitionKey) async throws {
+        try lifecycle.ensureOpen()
         try await withPartitionLock(partition) {
             guard case .loaded(let document, _) = try self.load(partition) else { return }
             let removed = Set(keys)
@@ -145,7 +195,8 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
     public func withRefreshLock<Result: Sendable>(
         partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
     ) async throws -> Result {
-        try await RefreshCoordinator(directory: lockDirectory, timeout: configuration.refreshLockTimeout, logger: logger)
+        try lifecycle.ensureOpen()
+        return try await RefreshCoordinator(directory: lockDirectory, timeout: configuration.refreshLockTimeout, logger: logger)
             .run(partition: partition, resource: resource, body)
     }
 
@@ -182,7 +233,8 @@ public final class FileTokenCacheBackend: TokenCacheStorage, InspectableTokenCac
 
     /// Lists the partition files, without tokens.
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
-        try await BlockingWork.run {
+        try await start()
+        return try await BlockingWork.run {
             var partitions: [StoredTokenCachePartition] = []
             for key in try self.partitionKeysOnDisk() {
                 guard case .loaded(let document, _) = try self.load(key) else { continue }

@@ -25,15 +25,21 @@ import Synchronization
 /// - **Encrypted unless the operator opts out**: tokens are sealed with AES-GCM under a key kept
 ///   outside the database, bound to their row; without a key the backend refuses to open unless
 ///   ``Configuration/allowsPlaintext`` is set.
-/// - **Faults are misses.** Every database call is bounded by ``Configuration/operationTimeout``; a
-///   database that is down or restarting makes the cache fall back to memory and direct fetches (the
-///   failure reaches the cache's failure handler), and the backend reconnects by itself.
+/// - **Faults are misses, from the first call.** Every database call is bounded by
+///   ``Configuration/operationTimeout``; a database that is down at start, or goes away later, makes
+///   the cache serve from memory and fetch what it lacks (the outage reaches the cache's failure
+///   handler once); the backend reconnects in the background with backoff and, once the database
+///   answers, writes the tokens fetched meanwhile.
 /// - The schema is the numbered SQL files of `Migrations/postgres`, embedded in the build, applied in
 ///   order under an advisory lock and recorded in `mi_schema_migrations`.
 ///
-/// The backend is a swift-service-lifecycle `Service`: run it in your `ServiceGroup`, or use
-/// ``withRunning(configuration:logger:_:)`` for a scoped one. Nothing in it blocks a thread.
-public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableTokenCacheBackend, Service {
+/// The backend has the lifecycle of every persistent backend (``TokenCacheBackendService``): created
+/// without I/O, run as a swift-service-lifecycle `Service` in your `ServiceGroup`, or scoped with
+/// ``withRunning(configuration:logger:_:)``. Nothing in it blocks a thread. Its rooms: the change
+/// tracker (`PostgresChangeTracker`, a value), the lifecycle and listener
+/// (`PostgresTokenCacheBackend+Lifecycle.swift`), rows and SQL (`+Rows.swift`), connections
+/// (`PostgresConnections`), the timeout primitive (`Bounded.swift`) and the migrator.
+public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableTokenCacheBackend, TokenCacheBackendService {
     /// The version of a partition as this host knows it: the listener's epoch (which changes whenever
     /// the listener reconnects) and the number of changes other writers announced for it.
     public struct Version: Hashable, Sendable {
@@ -45,33 +51,21 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     public let configuration: Configuration
     /// The scope of rows this host writes for partitions it does not share.
     public let hostID: String
-    private let instanceID = UUID().uuidString
-    private let cipher: AtRestCipher?
-    private let logger: Logger
-    private let connections: PostgresConnections
-    private let state = Mutex(State())
-
-    private struct State {
-        /// `nil` while preparing (migrating, checking the key); then ready, or failed for good.
-        var readiness: Result<Void, TokenCacheBackendError>?
-        var readinessWaiters: [UUID: CheckedContinuation<Result<Void, TokenCacheBackendError>, Never>] = [:]
-        var listening = false
-        var epoch: UInt64 = 1
-        var generations: [TokenCachePartitionKey: UInt64] = [:]
-        /// After a failed operation, others fail at once until then instead of each waiting out its
-        /// timeout against a database that does not answer.
-        var unavailableUntil: ContinuousClock.Instant?
-    }
-
-    /// How long operations fail fast after one failed.
-    static let failFastPeriod = Duration.seconds(1)
+    let instanceID = UUID().uuidString
+    let cipher: AtRestCipher?
+    let logger: Logger
+    let connections: PostgresConnections
+    /// What this host knows of changes, fed by the listener.
+    let changes = Mutex(PostgresChangeTracker())
+    /// Preparing the database (migrations, key check), retrying it, and the writes kept meanwhile.
+    let lifecycle: StoreLifecycle
 
     static let channel = "managed_identity_cache"
     static let encryptionMetadataName = "encryption_key_id"
     /// The advisory lock namespace of this library ('MI'), beside whatever else uses the database.
     static let lockNamespace: Int32 = 0x4D49
 
-    /// Creates the backend; it connects when it runs.
+    /// Creates the backend; it connects when it runs or is first used.
     /// - Throws: ``TokenCacheBackendError`` when no encryption key is given and plaintext is not allowed.
     public init(configuration: Configuration, logger: Logger? = nil) throws(TokenCacheBackendError) {
         guard configuration.encryptionKey != nil || configuration.allowsPlaintext else {
@@ -86,161 +80,21 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         let logger = logger ?? Logger(label: "managed-identity.postgres-cache", factory: { _ in SwiftLogNoOpLogHandler() })
         self.logger = logger
         self.connections = PostgresConnections(configuration: configuration, logger: logger)
+        self.lifecycle = StoreLifecycle(
+            name: "the PostgreSQL token cache at \(configuration.host):\(configuration.port)", logger: logger)
+        lifecycle.bind(self) { backend in try await backend.prepareBounded() }
     }
 
-    /// Runs a backend for the duration of `body`, once it is ready (migrated, key checked).
-    /// - Throws: ``TokenCacheBackendError`` when the database cannot be prepared within the
-    ///   configuration's connect timeout, or the key is wrong; else what `body` throws.
-    public static func withRunning<Result: Sendable>(
-        configuration: Configuration, logger: Logger? = nil,
-        _ body: (PostgresTokenCacheBackend) async throws -> Result
-    ) async throws -> Result {
-        let backend = try PostgresTokenCacheBackend(configuration: configuration, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await backend.run() }
-            defer { group.cancelAll() }
-            try await backend.waitUntilReady(timeout: configuration.connectTimeout)
-            return try await body(backend)
-        }
-    }
-
-    // MARK: Running
-
-    /// Connects, migrates, checks the key and listens for changes until cancelled or a graceful
-    /// shutdown, reconnecting whenever the database goes away.
-    public func run() async throws {
-        await cancelWhenGracefulShutdown { await self.maintain() }
-        await connections.closeAll()
-        finishReadiness(.failure(TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache has stopped")))
-    }
-
-    /// Waits until the backend is ready to serve.
-    /// - Throws: ``TokenCacheBackendError`` when it failed for good or is not ready within `timeout`.
-    public func waitUntilReady(timeout: Duration) async throws(TokenCacheBackendError) {
-        let readiness: Result<Void, TokenCacheBackendError>
+    /// Runs one database operation once the database is prepared, bounded by
+    /// ``Configuration/operationTimeout``; one that fails for want of the database sends the backend
+    /// back to reconnecting, and the next fail at once until it is back.
+    func databaseOperation<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try lifecycle.ensureOpen()
         do {
-            readiness = try await bounded(timeout) {
-                let id = UUID()
-                return await withTaskCancellationHandler {
-                    await withCheckedContinuation { (waiter: CheckedContinuation<Result<Void, TokenCacheBackendError>, Never>) in
-                        let known = self.state.withLock { state -> Result<Void, TokenCacheBackendError>? in
-                            if let readiness = state.readiness { return readiness }
-                            if Task.isCancelled { return .failure(TokenCacheBackendError(kind: .io, message: "cancelled")) }
-                            state.readinessWaiters[id] = waiter
-                            return nil
-                        }
-                        if let known { waiter.resume(returning: known) }
-                    }
-                } onCancel: {
-                    let waiter = self.state.withLock { $0.readinessWaiters.removeValue(forKey: id) }
-                    waiter?.resume(returning: .failure(TokenCacheBackendError(kind: .io, message: "cancelled")))
-                }
-            }
+            return try await bounded(configuration.operationTimeout, operation)
         } catch {
-            throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache could not reach its database in time")
-        }
-        try readiness.get()
-    }
-
-    /// Records the outcome of preparing, or of stopping; the first failure is the one kept.
-    private func finishReadiness(_ result: Result<Void, TokenCacheBackendError>) {
-        let (waiters, readiness) = state.withLock { state in
-            switch state.readiness {
-            case nil, .success?: state.readiness = result
-            case .failure?: break
-            }
-            defer { state.readinessWaiters = [:] }
-            return (state.readinessWaiters.values, state.readiness ?? result)
-        }
-        for waiter in waiters { waiter.resume(returning: readiness) }
-    }
-
-    /// Prepares the database (retrying while it cannot be reached), then keeps the listener up.
-    private func maintain() async {
-        var pause = Duration.milliseconds(50)
-        while !Task.isCancelled {
-            do {
-                try await bounded(configuration.connectTimeout) { try await self.prepare() }
-                finishReadiness(.success(()))
-                break
-            } catch let error as TokenCacheBackendError where error.kind != .io {
-                // A wrong or missing key, or a database from a newer version: retrying cannot help.
-                finishReadiness(.failure(error))
-                return
-            } catch {
-                logger.warning("the PostgreSQL token cache cannot prepare its database; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(2))
-            }
-        }
-        pause = .milliseconds(50)
-        while !Task.isCancelled {
-            do {
-                try await listen()
-            } catch {
-                logger.warning("the PostgreSQL token cache lost its listener; reads go to the database until it is back",
-                               metadata: ["error": "\(error)"])
-            }
-            state.withLock { state in
-                state.listening = false
-                state.epoch &+= 1
-            }
-            try? await Task.sleep(for: pause)
-            pause = min(pause * 2, .seconds(2))
-        }
-    }
-
-    /// Listens on the channel on a connection of its own until it fails.
-    private func listen() async throws {
-        let connection = try await connections.connect()
-        defer { Task { try? await connection.close() } }
-        try await connection.listen(on: Self.channel) { notifications in
-            // LISTEN is in place: what changed while nobody listened is unknown, so everything counts as changed.
-            state.withLock { state in
-                state.listening = true
-                state.epoch &+= 1
-            }
-            for try await notification in notifications { received(notification.payload) }
-        }
-    }
-
-    /// A write announced by another instance: `<instance id> <partition key>`.
-    private func received(_ payload: String) {
-        let parts = payload.split(separator: " ", maxSplits: 1)
-        guard parts.count == 2, parts[0] != instanceID, let key = TokenCachePartitionKey(rawValue: String(parts[1])) else { return }
-        state.withLock { $0.generations[key, default: 0] &+= 1 }
-    }
-
-    private func ensureReady() throws(TokenCacheBackendError) {
-        switch state.withLock({ $0.readiness }) {
-        case .success?: return
-        case .failure(let error)?: throw error
-        case nil: throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache is not connected yet")
-        }
-    }
-
-    /// Runs one database operation, bounded by ``Configuration/operationTimeout``; for a moment
-    /// after one fails, the next fail at once (the cache then goes on without the backend).
-    private func databaseOperation<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        try ensureReady()
-        if let until = state.withLock({ $0.unavailableUntil }), ContinuousClock.now < until {
-            throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache's database failed a moment ago")
-        }
-        do {
-            let result = try await bounded(configuration.operationTimeout, operation)
-            state.withLock { $0.unavailableUntil = nil }
-            return result
-        } catch {
-            if !(error is CancellationError) {
-                state.withLock { $0.unavailableUntil = ContinuousClock.now + Self.failFastPeriod }
-            }
+            if !(error is CancellationError), Self.meansUnreachable(error) { lifecycle.lost(error) }
             throw error
-        }
-    }
-
-    private func currentVersion(_ partition: TokenCachePartitionKey) -> (version: Version, listening: Bool) {
-        state.withLock { state in
-            (Version(epoch: state.epoch, generation: state.generations[partition] ?? 0), state.listening)
         }
     }
 
@@ -249,8 +103,9 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     /// The partition's rows when another writer changed them since `version`; no network when the
     /// listener is up and nothing was announced.
     public func read(_ partition: TokenCachePartitionKey, version: inout Version?) async throws -> [TokenCacheEntry]? {
-        let (current, listening) = currentVersion(partition)
-        if listening, version == current { return nil }
+        let held = version
+        let (current, unchanged) = changes.withLock { ($0.version(of: partition), $0.isUnchanged(partition, since: held)) }
+        if unchanged { return nil }
         let entries = try await databaseOperation {
             try await self.connections.withConnection { connection in try await self.entries(connection, partition) }
         }
@@ -260,14 +115,28 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     }
 
     /// Upserts the token's row (the newer wins) and applies the retention rule to the partition, in
-    /// one transaction under a lock on the partition, and announces the change.
+    /// one transaction under a lock on the partition, and announces the change. While the database
+    /// cannot be reached the write is kept, and made once it answers.
     public func write(
+        _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
+    ) async throws -> (entries: [TokenCacheEntry], version: Version) {
+        do {
+            return try await upsert(entry, in: partition, retention: retention)
+        } catch let error where !Self.isConfigurationError(error) {
+            lifecycle.keep(partition.key.rawValue + "\n" + entry.resource + "\n" + entry.tokenType) { [weak self] in
+                _ = try await self?.upsert(entry, in: partition, retention: retention)
+            }
+            throw error
+        }
+    }
+
+    private func upsert(
         _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
     ) async throws -> (entries: [TokenCacheEntry], version: Version) {
         let key = partition.key
         let scope = scope(for: partition.identity)
         let sealed = try SealedToken.seal(entry.accessToken, with: cipher, context: Self.context(scope, key, entry.key))
-        let before = currentVersion(key).version
+        let before = changes.withLock { $0.version(of: key) }
         let entries = try await databaseOperation {
             try await self.connections.withTransaction { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockNamespace), \(Self.lockID(key.rawValue)))", logger: self.logger)
@@ -294,12 +163,12 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
                 return try await self.entries(connection, key)
             }
         }
-        return (entries, announcedOwnWrite(key, since: before))
+        return (entries, changes.withLock { $0.ownWrite(key, since: before) })
     }
 
     /// Removes tokens' rows of a partition in this host's scopes, and announces it.
     public func remove(_ keys: [TokenCacheEntryKey], from partition: TokenCachePartitionKey) async throws {
-        let before = currentVersion(partition).version
+        let before = changes.withLock { $0.version(of: partition) }
         try await databaseOperation {
             try await self.connections.withTransaction { connection in
                 for removed in keys {
@@ -313,7 +182,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
                     "SELECT pg_notify(\(Self.channel), \(self.instanceID + " " + partition.rawValue))", logger: self.logger)
             }
         }
-        _ = announcedOwnWrite(partition, since: before)
+        _ = changes.withLock { $0.ownWrite(partition, since: before) }
     }
 
     /// Holds an advisory lock on the token while `body` fetches it, so other hosts wait and read the
@@ -321,10 +190,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     public func withRefreshLock<Result: Sendable>(
         partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
     ) async throws -> Result {
-        try ensureReady()
-        if let until = state.withLock({ $0.unavailableUntil }), ContinuousClock.now < until {
-            throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache's database failed a moment ago")
-        }
+        try lifecycle.ensureOpen()
         // Hosts that do not share tokens need not take turns either.
         let lock = Self.lockID((configuration.sharesUserAssignedIdentities ? "" : hostID) + "\n" + partition.rawValue + "\n" + resource)
         return try await connections.withConnection { connection in
@@ -350,7 +216,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
             }
             // The holder before us may have committed a moment ago, its notification still on the way:
             // the re-read inside `body` must ask the database, whatever this host has heard.
-            state.withLock { $0.generations[partition, default: 0] &+= 1 }
+            changes.withLock { $0.invalidate(partition) }
             let outcome: Swift.Result<Result, any Error>
             do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
             if held {
@@ -359,17 +225,6 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
                 }
             }
             return try outcome.get()
-        }
-    }
-
-    /// The version a writer records after its own write: one more change, unless another writer's
-    /// change (or a listener restart) was announced meanwhile, whose rows the write may not have seen.
-    private func announcedOwnWrite(_ partition: TokenCachePartitionKey, since before: Version) -> Version {
-        state.withLock { state in
-            let generation = (state.generations[partition] ?? 0) &+ 1
-            state.generations[partition] = generation
-            guard state.epoch == before.epoch, generation == before.generation &+ 1 else { return before }
-            return Version(epoch: state.epoch, generation: generation)
         }
     }
 
@@ -399,183 +254,5 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
                 return partitions.values.sorted { $0.descriptor.key < $1.descriptor.key }
             }
         }
-    }
-
-    // MARK: Rows
-
-    /// The scopes this host reads: its own, and the shared one when it shares user-assigned identities.
-    private var readScopes: [String] { configuration.sharesUserAssignedIdentities ? [hostID, ""] : [hostID] }
-
-    /// The scope a partition's rows are written in.
-    private func scope(for identity: ManagedIdentityID) -> String {
-        configuration.sharesUserAssignedIdentities && identity != .systemAssigned ? "" : hostID
-    }
-
-    private func entries(_ connection: PostgresConnection, _ key: TokenCachePartitionKey, unsealing: Bool = true) async throws
-        -> [TokenCacheEntry]
-    {
-        let rows = try await connection.query(
-            """
-            SELECT scope, resource, token_type, access_token, expires_on, refresh_on, cached_at FROM mi_tokens
-            WHERE scope = ANY(\(readScopes)) AND partition_key = \(key.rawValue)
-            """, logger: logger)
-        var entries: [TokenCacheEntry] = []
-        for try await (scope, resource, tokenType, stored, expiresOn, refreshOn, cachedAt)
-            in rows.decode((String, String, String, String, Int64, Int64?, Int64).self)
-        {
-            var token = "<not read>"
-            if unsealing {
-                switch try SealedToken.open(
-                    stored, with: cipher, context: Self.context(scope, key, TokenCacheEntryKey(resource: resource, tokenType: tokenType)),
-                    location: "in PostgreSQL")
-                {
-                case .token(let opened): token = opened
-                case .unusable(let reason):
-                    logger.error("\(reason); ignoring it")
-                    continue
-                }
-            }
-            entries.append(
-                TokenCacheEntry(
-                    partitionKey: key, resource: resource, tokenType: tokenType, accessToken: token,
-                    expiresOnEpoch: expiresOn, refreshOnEpoch: refreshOn, cachedAtEpoch: cachedAt))
-        }
-        return entries
-    }
-
-    /// ``TokenCacheRetention`` in SQL, as the SQLite backend writes it (binary collation for ties).
-    private func applyRetention(
-        _ connection: PostgresConnection, scope: String, key: TokenCachePartitionKey, written: TokenCacheEntryKey,
-        retention: TokenCacheRetention
-    ) async throws {
-        try await connection.query(
-            """
-            DELETE FROM mi_tokens WHERE scope = \(scope) AND partition_key = \(key.rawValue) AND expires_on <= \(Self.epoch(retention.now))
-                AND NOT (resource = \(written.resource) AND token_type = \(written.tokenType))
-            """, logger: logger)
-        try await connection.query(
-            """
-            DELETE FROM mi_tokens WHERE scope = \(scope) AND partition_key = \(key.rawValue) AND (resource, token_type) IN (
-                SELECT resource, token_type FROM mi_tokens
-                WHERE scope = \(scope) AND partition_key = \(key.rawValue)
-                    AND NOT (resource = \(written.resource) AND token_type = \(written.tokenType))
-                ORDER BY expires_on DESC, resource COLLATE "C" DESC, token_type COLLATE "C" DESC
-                OFFSET \(max(retention.maximumEntriesPerPartition, 1) - 1))
-            """, logger: logger)
-    }
-
-    static func context(_ scope: String, _ key: TokenCachePartitionKey, _ entry: TokenCacheEntryKey) -> String {
-        scope + "\n" + key.rawValue + "\n" + entry.resource + "\n" + entry.tokenType
-    }
-
-    static func epoch(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
-
-    /// A 32-bit lock id from text (the first bytes of its SHA-256).
-    static func lockID(_ text: String) -> Int32 {
-        let digest = Array(SHA256.hash(data: Array(text.utf8)))
-        return Int32(bitPattern: UInt32(digest[0]) << 24 | UInt32(digest[1]) << 16 | UInt32(digest[2]) << 8 | UInt32(digest[3]))
-    }
-
-    // MARK: Preparing
-
-    /// Migrates under an advisory lock and checks the encryption key.
-    private func prepare() async throws {
-        try await connections.withConnection { connection in
-            try await PostgresMigrator.migrate(connection, logger: logger)
-        }
-        try await connections.withConnection { connection in
-            try await checkEncryptionKey(connection)
-        }
-    }
-
-    private func checkEncryptionKey(_ connection: PostgresConnection) async throws {
-        var recorded: String?
-        let rows = try await connection.query(
-            "SELECT value FROM mi_metadata WHERE name = \(Self.encryptionMetadataName)", logger: logger)
-        for try await value in rows.decode(String.self) { recorded = value }
-        guard let id = try AtRestCipher.checkKey(cipher, recorded: recorded, location: "in PostgreSQL") else { return }
-        try await connection.query(
-            "INSERT INTO mi_metadata (name, value) VALUES (\(Self.encryptionMetadataName), \(id)) ON CONFLICT (name) DO NOTHING",
-            logger: logger)
-        // Another host may have recorded its key first: compare again.
-        try await checkEncryptionKey(connection)
-    }
-}
-
-/// Runs `operation`, or throws when it takes longer than `limit`, so a database that does not answer
-/// turns a request into a miss instead of a hang. The caller stops waiting at the limit even when the
-/// operation ignores cancellation (a query to a frozen server does): the operation is cancelled and
-/// left to end on its own. A value it produces after the caller stopped waiting goes to
-/// `disposeOfLate` (a connection must be closed, not dropped).
-func bounded<T: Sendable>(
-    _ limit: Duration, _ operation: @escaping @Sendable () async throws -> T,
-    disposeOfLate: @escaping @Sendable (T) -> Void = { _ in }
-) async throws -> T {
-    let outcome = BoundedOutcome<T>()
-    return try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<T, any Error>) in
-            outcome.install(waiter)
-            let work = Task {
-                do {
-                    let value = try await operation()
-                    if !outcome.finish(.success(value)) { disposeOfLate(value) }
-                } catch {
-                    outcome.finish(.failure(error))
-                }
-            }
-            outcome.onFinish { work.cancel() }
-            Task {
-                try? await Task.sleep(for: limit)
-                outcome.finish(.failure(TokenCacheBackendError(kind: .io, message: "the database did not answer within \(limit)")))
-            }
-        }
-    } onCancel: {
-        outcome.finish(.failure(CancellationError()))
-    }
-}
-
-/// The first of an operation's result, its timeout and its caller's cancellation, delivered once.
-private final class BoundedOutcome<T: Sendable>: Sendable {
-    private struct State {
-        var waiter: CheckedContinuation<T, any Error>?
-        var early: Result<T, any Error>?
-        var done = false
-        var cleanup: (@Sendable () -> Void)?
-    }
-
-    private let state = Mutex(State())
-
-    func install(_ waiter: CheckedContinuation<T, any Error>) {
-        let early = state.withLock { state -> Result<T, any Error>? in
-            if let early = state.early { return early }
-            state.waiter = waiter
-            return nil
-        }
-        if let early { waiter.resume(with: early) }
-    }
-
-    func onFinish(_ cleanup: @escaping @Sendable () -> Void) {
-        let already = state.withLock { state -> Bool in
-            if state.done { return true }
-            state.cleanup = cleanup
-            return false
-        }
-        if already { cleanup() }
-    }
-
-    /// Delivers `result` unless another outcome came first; says whether it was delivered.
-    @discardableResult
-    func finish(_ result: Result<T, any Error>) -> Bool {
-        let (delivered, waiter, cleanup) = state.withLock {
-            state -> (Bool, CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
-            guard !state.done else { return (false, nil, nil) }
-            state.done = true
-            if state.waiter == nil { state.early = result }
-            defer { state.waiter = nil; state.cleanup = nil }
-            return (true, state.waiter, state.cleanup)
-        }
-        waiter?.resume(with: result)
-        cleanup?()
-        return delivered
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import Logging
 import ManagedIdentity
+import ServiceLifecycle
 import Synchronization
 
 /// A cache backend on a SQLite database (the system's libsqlite3, through GRDB), for services and for
@@ -24,20 +25,28 @@ import Synchronization
 /// - A database that is not SQLite, damaged, from a newer version of this library, or with another
 ///   schema is moved aside (`.corrupt-<timestamp>`) and replaced by an empty one.
 /// - With an encryption key, access tokens are sealed with AES-GCM, bound to their row.
-public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenCacheBackend {
+/// - Created without I/O and opened in the background (``TokenCacheBackendService``): when its service
+///   runs, at ``start(within:)``, or at first use, on the thread pool, with every lock wait bounded. A
+///   database locked by another process past the bound is a miss: the tokens fetched meanwhile stay in
+///   memory and are written once it can be.
+public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenCacheBackend, TokenCacheBackendService {
     /// Options of the backend.
     public struct Configuration: Sendable {
         /// A 256-bit key to encrypt access tokens with, or `nil` to store them in clear.
         public var encryptionKey: SymmetricKey?
         /// How long a process waits for another that is fetching the same token before fetching itself.
         public var refreshLockTimeout: Duration
-        /// How long a write waits for another connection's write to finish.
+        /// How long a write waits for another connection's write to finish, and opening for another
+        /// process's migration.
         public var busyTimeout: Duration
 
-        /// Creates options; no encryption, and 10 s timeouts by default; the partition cap is the cache's (``TokenCache/maximumEntriesPerPartition``).
+        /// Creates options; no encryption, 10 s for the refresh lock (another process is fetching the
+        /// token meanwhile) and 1 s for the database's write lock by default (a write that waits longer
+        /// is kept and written later: the caller has its token already). The partition cap is the
+        /// cache's (``TokenCache/maximumEntriesPerPartition``).
         public init(
             encryptionKey: SymmetricKey? = nil, refreshLockTimeout: Duration = .seconds(10),
-            busyTimeout: Duration = .seconds(10)
+            busyTimeout: Duration = .seconds(1)
         ) {
             self.encryptionKey = encryptionKey
             self.refreshLockTimeout = refreshLockTimeout
@@ -51,7 +60,8 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     let cipher: AtRestCipher?
     let logger: Logger
     let refreshCoordinator: RefreshCoordinator
-    private let database: Mutex<DatabaseQueue>
+    /// `nil` until the lifecycle opened it.
+    private let database: Mutex<DatabaseQueue?>
     /// Answers "did anything change?" on a hit without going through GRDB; replaced with the database.
     private let probe: Mutex<DataVersionProbe?>
     /// Counts this instance's own writes, which `data_version` does not see, so other caches in this
@@ -71,30 +81,54 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
 
     static let encryptionMetadataName = "encryption_key_id"
 
-    /// Opens (creating and migrating if needed) a cache database.
-    /// - Throws: ``TokenCacheBackendError`` when the directory is unsafe, the key does not match the
-    ///   cache's, or the database cannot be opened even after moving a bad one aside.
-    public init(path: String, configuration: Configuration = Configuration(), logger: Logger? = nil) throws(TokenCacheBackendError) {
+    /// Opening the database, retrying it, and the writes kept while it cannot be written.
+    private let lifecycle: StoreLifecycle
+
+    /// Creates the backend for a database file; nothing is touched until it opens (see ``TokenCacheBackendService``).
+    public init(path: String, configuration: Configuration = Configuration(), logger: Logger? = nil) {
         self.path = path
         self.configuration = configuration
         self.cipher = configuration.encryptionKey.map(AtRestCipher.init)
         let logger = logger ?? Logger(label: "managed-identity.sqlite-cache", factory: { _ in SwiftLogNoOpLogHandler() })
         self.logger = logger
+        self.refreshCoordinator = RefreshCoordinator(
+            directory: path + ".locks", timeout: configuration.refreshLockTimeout, logger: logger)
+        self.database = Mutex(nil)
+        self.probe = Mutex(nil)
+        self.lifecycle = StoreLifecycle(name: "the SQLite token cache at \(path)", logger: logger)
+        lifecycle.bind(self) { backend in try await BlockingWork.run { try backend.prepare() } }
+    }
+
+    /// Creates the directory, opens and migrates the database (moving a bad one aside), checks the
+    /// key: on the thread pool, every lock wait bounded by ``Configuration/busyTimeout``.
+    private func prepare() throws(TokenCacheBackendError) {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         let lockDirectory = path + ".locks"
-        do {
-            try SecureDirectory.prepare(directory)
-            try SecureDirectory.prepare(lockDirectory)
-        } catch {
-            throw TokenCacheBackendError(kind: .insecureDirectory, message: error.message)
-        }
-        self.refreshCoordinator = RefreshCoordinator(
-            directory: lockDirectory, timeout: configuration.refreshLockTimeout, logger: logger)
+        try SecureDirectory.prepare(directory)
+        try SecureDirectory.prepare(lockDirectory)
         let queue = try Self.openMigrated(path: path, lockDirectory: lockDirectory, configuration: configuration, logger: logger)
-        self.database = Mutex(queue)
-        self.probe = Mutex(DataVersionProbe(path: path))
+        database.withLock { $0 = queue }
+        probe.withLock { $0 = DataVersionProbe(path: path) }
         try checkEncryptionKey()
     }
+
+    // MARK: Lifecycle
+
+    /// Opens the database and keeps retrying while it cannot be opened, until cancelled or a graceful shutdown.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown { await self.lifecycle.run() }
+        lifecycle.stop()
+    }
+
+    /// Starts opening the database and waits for the first attempt, at most `within`.
+    /// - Throws: ``TokenCacheBackendError`` when the directory is unsafe or not a directory, or the key
+    ///   does not match the cache's.
+    public func start(within: Duration = .seconds(1)) async throws(TokenCacheBackendError) {
+        try await lifecycle.started(within: within)
+    }
+
+    /// Where the database is: open, being opened, or failed for good.
+    public var state: TokenCacheBackendState { lifecycle.publicState }
 
     deinit {
         // The probe closes first, so GRDB's connection is the last one and checkpoints the WAL into
@@ -107,6 +141,7 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     /// The partition's rows when the database changed since `version` and the partition with it
     /// (one `PRAGMA data_version` when nothing changed).
     public func read(_ partition: TokenCachePartitionKey, version: inout Version?) async throws -> [TokenCacheEntry]? {
+        try lifecycle.ensureOpen()
         let held = version
         let writes = localWrites.load(ordering: .acquiring)
         // The hit path: one step of a prepared statement on the probe's own connection.
@@ -131,6 +166,27 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
 
     /// Upserts the token's row and applies the retention rule to the partition, in one transaction.
     public func write(
+        _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
+    ) async throws -> (entries: [TokenCacheEntry], version: Version) {
+        do {
+            try lifecycle.ensureOpen()
+            return try await upsert(entry, in: partition, retention: retention)
+        } catch let error where !Self.isConfigurationError(error) {
+            // The database cannot be written now (locked past the bound, gone): the token stays in
+            // memory and is written later.
+            lifecycle.keep(partition.key.rawValue + "\n" + entry.resource + "\n" + entry.tokenType) { [weak self] in
+                _ = try await self?.upsert(entry, in: partition, retention: retention)
+            }
+            lifecycle.lost(error)
+            throw error
+        }
+    }
+
+    private static func isConfigurationError(_ error: any Error) -> Bool {
+        (error as? TokenCacheBackendError)?.isConfigurationError ?? false
+    }
+
+    private func upsert(
         _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
     ) async throws -> (entries: [TokenCacheEntry], version: Version) {
         let key = partition.key
@@ -169,6 +225,7 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
 
     /// Removes tokens' rows, and the partition's row when none is left.
     public func remove(_ keys: [TokenCacheEntryKey], from partition: TokenCachePartitionKey) async throws {
+        try lifecycle.ensureOpen()
         try await withDatabase { db in
             try db.inTransaction(.immediate) {
                 for removed in keys {
@@ -191,7 +248,8 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     public func withRefreshLock<Result: Sendable>(
         partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
     ) async throws -> Result {
-        try await refreshCoordinator.run(partition: partition, resource: resource, body)
+        try lifecycle.ensureOpen()
+        return try await refreshCoordinator.run(partition: partition, resource: resource, body)
     }
 
     /// Creates the partition's row, or bumps its generation.
@@ -235,7 +293,8 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
 
     /// Lists the stored partitions, without tokens.
     public func storedPartitions() async throws -> [StoredTokenCachePartition] {
-        try await withDatabase { db in
+        try await start()
+        return try await withDatabase { db in
             let rows = try Row.fetchAll(
                 db, sql: "SELECT partition_key, source, identity_kind, identity_id, endpoint FROM partitions ORDER BY partition_key")
             return try rows.compactMap { row -> StoredTokenCachePartition? in
@@ -312,20 +371,28 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     /// Runs `body` on the connection, on the calling thread; a database found corrupt is moved aside
     /// and replaced, once.
     private func withDatabaseBlocking<T>(_ body: (Database) throws -> T) throws -> T {
+        guard let queue = database.withLock({ $0 }) else {
+            throw TokenCacheBackendError(kind: .io, message: "the SQLite token cache at \(path) is not open")
+        }
         do {
-            return try database.withLock { $0 }.inDatabase(body)
+            return try queue.inDatabase(body)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            throw TokenCacheBackendError(
+                kind: .lockTimeout, message: "another process held \(path)'s write lock longer than \(configuration.busyTimeout)")
         } catch let error as DatabaseError where Self.isCorruption(error) {
             logger.error(
                 "the cache database is damaged; moving it aside and starting empty",
                 metadata: ["managed-identity.database": "\(path)", "managed-identity.error": "\(error.resultCode)"])
-            try database.withLock { queue in
-                try? queue.close()
-                queue = try Self.openMigrated(
+            let replacement = try database.withLock { queue in
+                try? queue?.close()
+                let replacement = try Self.openMigrated(
                     path: path, lockDirectory: path + ".locks", configuration: configuration, logger: logger,
                     quarantineFirst: true)
+                queue = replacement
+                return replacement
             }
             probe.withLock { $0 = DataVersionProbe(path: path) }
-            return try database.withLock { $0 }.inDatabase(body)
+            return try replacement.inDatabase(body)
         }
     }
 
@@ -348,14 +415,23 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     ) throws(TokenCacheBackendError) -> DatabaseQueue {
         let lock: FileLock
         do {
-            lock = try FileLock.acquireBlocking(path: lockDirectory + "/open.lock")
+            guard let held = try FileLock.acquireBlocking(path: lockDirectory + "/open.lock", timeout: configuration.busyTimeout) else {
+                throw TokenCacheBackendError(
+                    kind: .lockTimeout, message: "another process was opening \(path) for longer than \(configuration.busyTimeout)")
+            }
+            lock = held
+        } catch let error as TokenCacheBackendError {
+            throw error
         } catch {
-            throw TokenCacheBackendError(kind: .io, message: error.message)
+            throw TokenCacheBackendError(kind: .io, message: "\(error)")
         }
         defer { lock.release() }
         if quarantineFirst { quarantine(path: path, reason: "damaged", logger: logger) }
         do {
             return try open(path: path, configuration: configuration)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            throw TokenCacheBackendError(
+                kind: .lockTimeout, message: "another process held \(path)'s write lock longer than \(configuration.busyTimeout)")
         } catch let failure as Unusable {
             quarantine(path: path, reason: failure.reason, logger: logger)
         } catch let error as DatabaseError where isCorruption(error) {
@@ -380,7 +456,8 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
         close(fd)
         var grdb = GRDB.Configuration()
         grdb.journalMode = .wal
-        grdb.busyMode = .timeout(Double(configuration.busyTimeout.components.seconds))
+        let (seconds, attoseconds) = configuration.busyTimeout.components
+        grdb.busyMode = .timeout(Double(seconds) + Double(attoseconds) / 1e18)
         grdb.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
@@ -397,7 +474,8 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
         }
         do {
             try migrator.migrate(queue)
-        } catch let error as DatabaseError where isCorruption(error) {
+        } catch let error as DatabaseError where isCorruption(error) || error.resultCode == .SQLITE_BUSY {
+            // Damage is moved aside by the caller; a lock held by another process is waited out later.
             throw error
         } catch {
             throw Unusable(reason: "its schema is not this cache's (\(error))")

@@ -26,11 +26,14 @@ struct FileLockTests {
         #expect(try await FileLock.acquire(path: path, timeout: .milliseconds(100)) != nil)
     }
 
-    @Test func aBlockingAcquireTakesAFreeLock() throws {
+    @Test func aBlockingAcquireTakesAFreeLockAndGivesUpOnAHeldOneAtItsBound() async throws {
         let path = try TemporaryDirectory.make() + "/c.lock"
-        let lock = try FileLock.acquireBlocking(path: path)
-        lock.release()
+        let lock = try #require(try FileLock.acquireBlocking(path: path, timeout: .seconds(1)))
         #expect(POSIX.lstat(path).map { $0.st_mode & 0o777 } == 0o600)
+        // Held: a second acquire (its own descriptor, so flock refuses it) returns nil at the bound.
+        #expect(try FileLock.acquireBlocking(path: path, timeout: .milliseconds(50)) == nil)
+        lock.release()
+        #expect(try FileLock.acquireBlocking(path: path, timeout: .milliseconds(50)) != nil)
     }
 
     @Test func aSymbolicLinkAsLockFileIsRefused() async throws {
@@ -72,7 +75,9 @@ struct SecureDirectoryTests {
         let base = try TemporaryDirectory.make()
         try FileManager.default.createDirectory(atPath: base + "/real", withIntermediateDirectories: false)
         symlink(base + "/real", base + "/link")
-        #expect { try SecureDirectory.prepare(base + "/link") } throws: { "\($0)".contains("symbolic link") }
+        #expect { try SecureDirectory.prepare(base + "/link") } throws: {
+            "\($0)".contains("symbolic link") && ($0 as? TokenCacheBackendError)?.kind == .insecureDirectory
+        }
     }
 
     @Test func aDirectoryWritableByOthersIsRefusedWithTheFix() throws {
@@ -84,7 +89,17 @@ struct SecureDirectoryTests {
     @Test func aFileIsNotADirectory() throws {
         let path = try TemporaryDirectory.make() + "/file"
         _ = FileManager.default.createFile(atPath: path, contents: Data())
-        #expect { try SecureDirectory.prepare(path) } throws: { "\($0)".contains("not a directory") }
+        #expect { try SecureDirectory.prepare(path) } throws: {
+            "\($0)".contains("not a directory") && ($0 as? TokenCacheBackendError)?.isConfigurationError == true
+        }
+    }
+
+    @Test func aPathUnderAFileIsAConfigurationErrorNoWaitMends() throws {
+        let file = try TemporaryDirectory.make() + "/file"
+        _ = FileManager.default.createFile(atPath: file, contents: Data())
+        #expect { try SecureDirectory.prepare(file + "/cache") } throws: {
+            ($0 as? TokenCacheBackendError)?.kind == .misconfigured && "\($0)".contains("not a directory")
+        }
     }
 }
 

@@ -51,7 +51,7 @@ struct WorkloadIdentityEndToEndTests {
     @Test func aTokenThenAHitThenARestartFromTheFileCache() async throws {
         let directory = try TemporaryDirectory.make()
         try await ManagedIdentityEmulator.withRunning(Self.configuration) { emulator in
-            let first = try Self.client(emulator, cache: TokenCache(backend: try FileTokenCacheBackend(directory: directory)))
+            let first = try Self.client(emulator, cache: TokenCache(backend: try await opened(FileTokenCacheBackend(directory: directory))))
             let issued = try await first.token(for: Self.resource + "/.default")
             #expect(issued.tokenSource == .identityProvider)
             #expect(issued.managedIdentitySource == .workloadIdentity)
@@ -62,7 +62,7 @@ struct WorkloadIdentityEndToEndTests {
             #expect(try await first.token(for: Self.resource).tokenSource == .cache)
 
             // A new process: a new cache over the same directory, a new client.
-            let restarted = try Self.client(emulator, cache: TokenCache(backend: try FileTokenCacheBackend(directory: directory)))
+            let restarted = try Self.client(emulator, cache: TokenCache(backend: try await opened(FileTokenCacheBackend(directory: directory))))
             #expect(restarted.partitionKey == first.partitionKey)
             let again = try await restarted.token(for: Self.resource)
             #expect(again.tokenSource == .cache)

@@ -16,14 +16,14 @@ struct BackendTests {
     @Test(arguments: BackendKind.allCases)
     func passesTheConformanceSuite(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
-        try await TokenCacheConformance { try kind.open(location) }.run(interleavings: 1_000)
+        try await TokenCacheConformance { try await kind.open(location) }.run(interleavings: 1_000)
     }
 
     @Test(arguments: BackendKind.allCases)
     func filesAreOwnerOnly(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
         let clock = ManualClock(now: Date())
-        _ = try await makeClient(try kind.open(location), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock), clock: clock)
+        _ = try await makeClient(try await kind.open(location), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock), clock: clock)
             .token(for: "https://modes")
         for file in kind.dataFiles(location) {
             let mode = try #require(FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? Int)
@@ -34,21 +34,21 @@ struct BackendTests {
         #expect(mode & 0o077 == 0)
     }
 
-    @Test func aSymlinkedOrSharedDirectoryIsRefused() throws {
+    @Test func aSymlinkedOrSharedDirectoryIsRefusedAtStart() async throws {
         let base = try TemporaryDirectory.make()
         let real = base + "/real"
         try FileManager.default.createDirectory(atPath: real, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
         try FileManager.default.createSymbolicLink(atPath: base + "/link", withDestinationPath: real)
-        #expect { try FileTokenCacheBackend(directory: base + "/link") } throws: {
+        await #expect { try await FileTokenCacheBackend(directory: base + "/link").start() } throws: {
             ($0 as? TokenCacheBackendError)?.kind == .insecureDirectory
         }
         let shared = base + "/shared"
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o777])
         chmod(shared, 0o777)
-        #expect { try FileTokenCacheBackend(directory: shared) } throws: {
+        await #expect { try await FileTokenCacheBackend(directory: shared).start() } throws: {
             ($0 as? TokenCacheBackendError)?.kind == .insecureDirectory && "\($0)".contains("chmod 700")
         }
-        #expect { try SQLiteTokenCacheBackend(path: shared + "/tokens.sqlite") } throws: {
+        await #expect { try await SQLiteTokenCacheBackend(path: shared + "/tokens.sqlite").start() } throws: {
             ($0 as? TokenCacheBackendError)?.kind == .insecureDirectory
         }
     }
@@ -58,7 +58,7 @@ struct BackendTests {
         let location = try kind.makeLocation()
         let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let (backend, reloads) = try kind.openCounting(location)
+        let (backend, reloads) = try await kind.openCounting(location)
         let client = try makeClient(backend, endpoint: endpoint, clock: clock)
         _ = try await client.token(for: "https://a")
         let before = reloads()
@@ -66,7 +66,7 @@ struct BackendTests {
         #expect(reloads() == before)
 
         // Another process (another backend instance) writes: the next read sees it.
-        let other = try makeClient(try kind.open(location), endpoint: endpoint, clock: clock)
+        let other = try makeClient(try await kind.open(location), endpoint: endpoint, clock: clock)
         _ = try await other.token(for: "https://b")
         #expect(try await client.token(for: "https://b").tokenSource == .cache)
         #expect(reloads() == before + 1)
@@ -79,12 +79,12 @@ struct BackendTests {
         let location = try kind.makeLocation()
         let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let client = try makeClient(try kind.open(location), endpoint: endpoint, clock: clock)
+        let client = try makeClient(try await kind.open(location), endpoint: endpoint, clock: clock)
         _ = try await client.token(for: "https://valid")
         _ = try await client.token(for: "https://old")
         try await expireInStorage(kind, location, resource: "https://old", partition: client.partitionKey)
 
-        let reader = try makeClient(try kind.open(location), endpoint: endpoint, clock: clock)
+        let reader = try makeClient(try await kind.open(location), endpoint: endpoint, clock: clock)
         #expect(try await reader.token(for: "https://valid").tokenSource == .cache)
         #expect(try await stored(kind, location).contains("https://old"))
         _ = try await reader.token(for: "https://new")
@@ -125,7 +125,7 @@ struct BackendTests {
         let location = try kind.makeLocation()
         let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let client = try makeClient(try kind.open(location), endpoint: endpoint, clock: clock, cap: 3)
+        let client = try makeClient(try await kind.open(location), endpoint: endpoint, clock: clock, cap: 3)
         for index in 0..<5 {
             endpoint.setLifetime(3600 + index * 60)
             _ = try await client.token(for: "https://r\(index)")
@@ -137,7 +137,7 @@ struct BackendTests {
     func listingNeverShowsTokensAndPurgeRemovesThem(kind: BackendKind) async throws {
         let location = try kind.makeLocation()
         let clock = ManualClock(now: Date())
-        let client = try makeClient(try kind.open(location), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock), clock: clock)
+        let client = try makeClient(try await kind.open(location), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock), clock: clock)
         let token = try await client.token(for: "https://listed")
         let partitions = try await kind.open(location).storedPartitions()
         #expect(partitions.count == 1)
@@ -156,18 +156,18 @@ struct BackendTests {
         let key = SymmetricKeyBytes()
         let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let token = try await makeClient(try kind.open(location, key: key), endpoint: endpoint, clock: clock).token(for: "https://secret")
+        let token = try await makeClient(try await kind.open(location, key: key), endpoint: endpoint, clock: clock).token(for: "https://secret")
         for file in kind.dataFiles(location) {
             let bytes = try #require(FileManager.default.contents(atPath: file))
             #expect(!String(decoding: bytes, as: UTF8.self).contains(token.token))
         }
-        let restarted = try makeClient(try kind.open(location, key: key), endpoint: endpoint, clock: clock)
+        let restarted = try makeClient(try await kind.open(location, key: key), endpoint: endpoint, clock: clock)
         #expect(try await restarted.token(for: "https://secret").token == token.token)
 
-        #expect { try kind.open(location, key: SymmetricKeyBytes()) } throws: { error in
+        await #expect { try await kind.open(location, key: SymmetricKeyBytes()) } throws: { error in
             (error as? TokenCacheBackendError)?.kind == .wrongEncryptionKey
         }
-        #expect { try kind.open(location) } throws: { error in
+        await #expect { try await kind.open(location) } throws: { error in
             (error as? TokenCacheBackendError)?.kind == .missingEncryptionKey
         }
         #expect(endpoint.requestCount == 1)

@@ -3,6 +3,7 @@ import GRDB
 import ManagedIdentity
 import ManagedIdentityCacheConformance
 import ManagedIdentityTesting
+import TestSupport
 import Testing
 
 @testable import ManagedIdentityFileCache
@@ -20,9 +21,9 @@ struct CorruptionTests {
         let location = try BackendKind.file.makeLocation()
         let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let writer = try makeClient(try FileTokenCacheBackend(directory: location), endpoint: endpoint, clock: clock)
+        let writer = try makeClient(try await opened(FileTokenCacheBackend(directory: location)), endpoint: endpoint, clock: clock)
         let original = try await writer.token(for: "https://damaged")
-        let other = try makeClient(try FileTokenCacheBackend(directory: location), identity: .clientID("other"), endpoint: endpoint, clock: clock)
+        let other = try makeClient(try await opened(FileTokenCacheBackend(directory: location)), identity: .clientID("other"), endpoint: endpoint, clock: clock)
         _ = try await other.token(for: "https://damaged")
 
         let path = location + "/" + writer.partitionKey.rawValue + ".json"
@@ -41,7 +42,7 @@ struct CorruptionTests {
         case .directory: try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
         }
 
-        let restarted = try makeClient(try FileTokenCacheBackend(directory: location), endpoint: endpoint, clock: clock)
+        let restarted = try makeClient(try await opened(FileTokenCacheBackend(directory: location)), endpoint: endpoint, clock: clock)
         let token = try await restarted.token(for: "https://damaged")
         #expect(token.tokenSource == .identityProvider)
         #expect(token.token != original.token)
@@ -51,7 +52,7 @@ struct CorruptionTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: location)
         #expect(names.contains { $0.hasPrefix(writer.partitionKey.rawValue + ".json.corrupt-") })
         // A fresh process reads what the recovery wrote.
-        let again = try makeClient(try FileTokenCacheBackend(directory: location), endpoint: endpoint, clock: clock)
+        let again = try makeClient(try await opened(FileTokenCacheBackend(directory: location)), endpoint: endpoint, clock: clock)
         #expect(try await again.token(for: "https://damaged").token == token.token)
     }
 
@@ -65,7 +66,7 @@ struct CorruptionTests {
         let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
         do {
-            let writer = try makeClient(try SQLiteTokenCacheBackend(path: path), endpoint: endpoint, clock: clock)
+            let writer = try makeClient(try await opened(SQLiteTokenCacheBackend(path: path)), endpoint: endpoint, clock: clock)
             for index in 0..<50 { _ = try await writer.token(for: "https://filler/\(index)") }
         }
         switch damage {
@@ -89,13 +90,13 @@ struct CorruptionTests {
         }
         chmod(path, 0o600)
 
-        let restarted = try makeClient(try SQLiteTokenCacheBackend(path: path), endpoint: endpoint, clock: clock)
+        let restarted = try makeClient(try await opened(SQLiteTokenCacheBackend(path: path)), endpoint: endpoint, clock: clock)
         let token = try await restarted.token(for: "https://damaged")
         #expect(token.tokenSource == .identityProvider)
         #expect(try await restarted.token(for: "https://damaged").tokenSource == .cache)
         let names = try FileManager.default.contentsOfDirectory(atPath: (path as NSString).deletingLastPathComponent)
         #expect(names.contains { $0.hasPrefix("tokens.sqlite.corrupt-") })
-        let again = try makeClient(try SQLiteTokenCacheBackend(path: path), endpoint: endpoint, clock: clock)
+        let again = try makeClient(try await opened(SQLiteTokenCacheBackend(path: path)), endpoint: endpoint, clock: clock)
         #expect(try await again.token(for: "https://damaged").token == token.token)
     }
 
@@ -104,7 +105,7 @@ struct CorruptionTests {
         let key = SymmetricKeyBytes()
         let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let client = try makeClient(try SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: key.key)), endpoint: endpoint, clock: clock)
+        let client = try makeClient(try await opened(SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: key.key))), endpoint: endpoint, clock: clock)
         _ = try await client.token(for: "https://a")
         _ = try await client.token(for: "https://b")
         let queue = try DatabaseQueue(path: path)
@@ -113,7 +114,7 @@ struct CorruptionTests {
             try db.execute(sql: "UPDATE tokens SET access_token = ? WHERE resource = 'https://a'", arguments: [sealedB])
         }
         try queue.close()
-        let restarted = try makeClient(try SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: key.key)), endpoint: endpoint, clock: clock)
+        let restarted = try makeClient(try await opened(SQLiteTokenCacheBackend(path: path, configuration: .init(encryptionKey: key.key))), endpoint: endpoint, clock: clock)
         let token = try await restarted.token(for: "https://a")
         #expect(token.tokenSource == .identityProvider)
         #expect(TokenClaims(token: token.token)?.audience == "https://a")

@@ -19,8 +19,8 @@ struct IsolationPropertyTests {
         let outcome = try await IsolationProperty(seed: seed, restarts: store != .memory).run { _ in
             switch store {
             case .memory: sharedMemory
-            case .file: TokenCache(backend: try BackendKind.file.open(location))
-            case .sqlite: TokenCache(backend: try BackendKind.sqlite.open(location))
+            case .file: TokenCache(backend: try await BackendKind.file.open(location))
+            case .sqlite: TokenCache(backend: try await BackendKind.sqlite.open(location))
             }
         }
         #expect(outcome.violations.isEmpty, "\(outcome.violations.prefix(5))")

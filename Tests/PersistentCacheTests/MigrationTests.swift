@@ -3,6 +3,7 @@ import GRDB
 import ManagedIdentity
 import ManagedIdentityCacheConformance
 import ManagedIdentityTesting
+import TestSupport
 import Testing
 
 @testable import ManagedIdentitySQLiteCache
@@ -44,9 +45,9 @@ struct MigrationTests {
         try queue.close()
 
         let migratedSystem = try makeClient(
-            try SQLiteTokenCacheBackend(path: path), identity: .systemAssigned, endpoint: endpoint, clock: clock, host: "fixture-host")
+            try await opened(SQLiteTokenCacheBackend(path: path)), identity: .systemAssigned, endpoint: endpoint, clock: clock, host: "fixture-host")
         let migratedUser = try makeClient(
-            try SQLiteTokenCacheBackend(path: path), identity: .clientID("fixture-client"), endpoint: endpoint, clock: clock,
+            try await opened(SQLiteTokenCacheBackend(path: path)), identity: .clientID("fixture-client"), endpoint: endpoint, clock: clock,
             host: "fixture-host")
         #expect(try await migratedSystem.token(for: "https://vault.azure.net").token == "v1-system-vault")
         #expect(try await migratedSystem.token(for: "https://management.azure.com").token == "v1-system-arm")
@@ -65,7 +66,7 @@ struct MigrationTests {
         let path = try BackendKind.sqlite.makeLocation()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<8 {
-                group.addTask { _ = try SQLiteTokenCacheBackend(path: path) }
+                group.addTask { _ = try await opened(SQLiteTokenCacheBackend(path: path)) }
             }
             try await group.waitForAll()
         }

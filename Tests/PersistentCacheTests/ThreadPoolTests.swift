@@ -17,7 +17,7 @@ struct ThreadPoolTests {
         let location = try BackendKind.sqlite.makeLocation()
         let clock = ManualClock(now: Date())
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let backend = try SQLiteTokenCacheBackend(path: location, configuration: .init(busyTimeout: .seconds(60)))
+        let backend = try await opened(SQLiteTokenCacheBackend(path: location, configuration: .init(busyTimeout: .seconds(60))))
         let persistent = try makeClient(backend, endpoint: endpoint, clock: clock)
         let memory = try makeClient(nil, identity: .clientID("in-memory"), endpoint: endpoint, clock: clock)
         _ = try await memory.token(for: "https://hit")

@@ -98,53 +98,6 @@ struct FleetTests {
         }
     }
 
-    /// The database stops and restarts mid-run: every token request still succeeds, failures are
-    /// reported, the backend reconnects by itself, and no committed token is lost.
-    @Test func aDatabaseRestartFailsNoRequestAndLosesNoCommittedToken() async throws {
-        let server = try PostgresServer()
-        defer {
-            try? server.stop()
-            try? FileManager.default.removeItem(atPath: server.directory)
-        }
-        let database = try TestDatabase(server: server)
-        let backends = RunningBackends()
-        defer { backends.stopAll() }
-        // A stopped server refuses connections at once; the timeout only bounds a loaded machine.
-        let configuration = database.configuration()
-        let failures = Counter()
-        let lastFailure = Mutex<String>("")
-        let clock = ManualClock(now: Date())
-        let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
-        let cache = TokenCache(backend: try await backends.start(configuration), onBackendFailure: { failure in
-            failures.increment()
-            lastFailure.withLock { $0 = "\(failure)" }
-        })
-        let client = try makeClient(cache, endpoint: endpoint, clock: clock)
-        let committed = try await client.token(for: "https://before")
-        #expect(failures.value == 0)
-
-        try server.stop()
-        let during = try await client.token(for: "https://during")
-        #expect(during.tokenSource == .identityProvider)
-        #expect(try await client.token(for: "https://before").token.isEmpty == false)
-        #expect(failures.value > 0)
-
-        try server.start()
-        var reconnected = false
-        for attempt in 0..<200 where !reconnected {
-            let before = failures.value
-            _ = try await client.token(for: "https://after-\(attempt)")
-            reconnected = failures.value == before
-            if !reconnected { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        #expect(reconnected, "the backend did not reconnect: \(lastFailure.withLock { $0 })")
-
-        let restarted = try makeClient(
-            TokenCache(backend: try await backends.start(configuration)), endpoint: FakeTokenEndpoint(hostName: "h", clock: clock),
-            clock: clock)
-        #expect(try await restarted.token(for: "https://before").token == committed.token)
-    }
-
     /// The database freezes (every server process stopped, connections open, nothing answers): token
     /// requests still complete, misses fetch directly, and the failures are reported.
     @Test(.timeLimit(.minutes(2)))

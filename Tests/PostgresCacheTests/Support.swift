@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import ManagedIdentity
 import ManagedIdentityPostgresCache
 import ManagedIdentityTesting
@@ -12,7 +13,10 @@ final class RunningBackends: Sendable {
 
     /// Starts a backend and waits until it is ready.
     func start(_ configuration: PostgresTokenCacheBackend.Configuration) async throws -> PostgresTokenCacheBackend {
-        let backend = try PostgresTokenCacheBackend(configuration: configuration)
+        // MI_TEST_LOG=1 shows the backend's log on stderr, for a test that needs explaining.
+        var logger = Logger(label: "debug-pg", factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = ProcessInfo.processInfo.environment["MI_TEST_LOG"] == nil ? .critical : .debug
+        let backend = try PostgresTokenCacheBackend(configuration: configuration, logger: logger)
         tasks.withLock { $0.append(Task { try await backend.run() }) }
         try await backend.waitUntilReady(timeout: .seconds(30))
         return backend

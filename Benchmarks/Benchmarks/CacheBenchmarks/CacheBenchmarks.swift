@@ -179,8 +179,11 @@ let benchmarks: @Sendable () -> Void = {
     // MARK: Persistent backends
 
     for kind in ["file", "sqlite"] {
-        func open(_ location: String) -> any TokenCacheBackend {
-            kind == "file" ? try! FileTokenCacheBackend(directory: location) : try! SQLiteTokenCacheBackend(path: location)
+        func open(_ location: String) async -> any TokenCacheBackend {
+            let backend: any TokenCacheBackendService =
+                kind == "file" ? FileTokenCacheBackend(directory: location) : SQLiteTokenCacheBackend(path: location)
+            try! await backend.start(within: .seconds(30))
+            return backend
         }
         func location() -> String {
             temporaryDirectory() + (kind == "file" ? "/cache" : "/tokens.sqlite")
@@ -192,7 +195,7 @@ let benchmarks: @Sendable () -> Void = {
                 blackHole(try await client.token(for: resourceNames[0]))
             }
         } setup: {
-            await populated(identities: 1, resources: 1, cache: TokenCache(backend: open(location())))
+            await populated(identities: 1, resources: 1, cache: TokenCache(backend: await open(location())))
         }
 
         Benchmark(
@@ -210,7 +213,7 @@ let benchmarks: @Sendable () -> Void = {
             }
         } setup: {
             // Each identity's partition holds 100 tokens, as 10,000 tokens over 100 identities do.
-            AddState(clients: await populated(identities: 100, resources: 100, cache: TokenCache(backend: open(location()))))
+            AddState(clients: await populated(identities: 100, resources: 100, cache: TokenCache(backend: await open(location()))))
         }
 
         Benchmark(
@@ -221,14 +224,14 @@ let benchmarks: @Sendable () -> Void = {
             let endpoint = FakeTokenEndpoint(hostName: "bench", clock: clock)
             benchmark.startMeasurement()
             // What a restarted process does: open the cache, make a client, get a token.
-            let restarted = client(.clientID("identity-3"), cache: TokenCache(backend: open(stored)), endpoint: endpoint, clock: clock)
+            let restarted = client(.clientID("identity-3"), cache: TokenCache(backend: await open(stored)), endpoint: endpoint, clock: clock)
             blackHole(try await restarted.token(for: resourceNames[5]))
             precondition(endpoint.requestCount == 0)
             benchmark.stopMeasurement()
             benchmark.measurement(.custom("requests to the endpoint", useScalingFactor: false), endpoint.requestCount)
         } setup: {
             let stored = location()
-            _ = await populated(identities: 10, resources: 100, cache: TokenCache(backend: open(stored)))
+            _ = await populated(identities: 10, resources: 100, cache: TokenCache(backend: await open(stored)))
             return stored
         }
     }

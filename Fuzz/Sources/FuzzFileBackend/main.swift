@@ -27,7 +27,9 @@ final class FixedClock: ManagedIdentityClock {
 public func fuzzFileBackend(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     var input = FuzzInput(start, count)
     let bytes = input.rest()
-    guard let backend = try? FileTokenCacheBackend(directory: directory) else { finding("the backend did not open") }
+    let backend = FileTokenCacheBackend(directory: directory)
+    runBlocking { try? await backend.start(within: .seconds(10)) }
+    guard backend.state == .open else { finding("the backend did not open") }
     let path = backend.path(for: descriptor.key)
     guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
         finding("cannot write the partition file")
@@ -42,8 +44,9 @@ public func fuzzFileBackend(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     // The same file, as a client sees it.
     _ = FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: 0o600])
     let token = runBlocking { () -> AccessToken? in
-        guard let fresh = try? FileTokenCacheBackend(directory: directory),
-            let client = try? ManagedIdentityClient(
+        let fresh = FileTokenCacheBackend(directory: directory)
+        try? await fresh.start(within: .seconds(10))
+        guard let client = try? ManagedIdentityClient(
                 configuration: .init(
                     source: .imds,
                     environment: ManagedIdentityEnvironment(variables: ["AZURE_POD_IDENTITY_AUTHORITY_HOST": "http://127.0.0.1:47580"]),

@@ -20,12 +20,12 @@ enum BackendKind: String, CaseIterable, Sendable, CustomStringConvertible {
         return self == .file ? directory + "/cache" : directory + "/tokens.sqlite"
     }
 
-    func open(_ location: String, key: SymmetricKeyBytes? = nil) throws -> any InspectableTokenCacheBackend {
+    func open(_ location: String, key: SymmetricKeyBytes? = nil) async throws -> any InspectableTokenCacheBackend {
         switch self {
         case .file:
-            try FileTokenCacheBackend(directory: location, configuration: .init(encryptionKey: key?.key))
+            try await opened(FileTokenCacheBackend(directory: location, configuration: .init(encryptionKey: key?.key)))
         case .sqlite:
-            try SQLiteTokenCacheBackend(path: location, configuration: .init(encryptionKey: key?.key))
+            try await opened(SQLiteTokenCacheBackend(path: location, configuration: .init(encryptionKey: key?.key)))
         }
     }
 
@@ -97,13 +97,13 @@ final class ReloadCountingStorage<Storage: TokenCacheStorage>: TokenCacheStorage
 
 extension BackendKind {
     /// The backend at a location, behind a reload counter.
-    func openCounting(_ location: String) throws -> (backend: any TokenCacheBackend, reloads: @Sendable () -> Int) {
+    func openCounting(_ location: String) async throws -> (backend: any TokenCacheBackend, reloads: @Sendable () -> Int) {
         switch self {
         case .file:
-            let counting = ReloadCountingStorage(try FileTokenCacheBackend(directory: location))
+            let counting = ReloadCountingStorage(try await opened(FileTokenCacheBackend(directory: location)))
             return (counting, { counting.reloads })
         case .sqlite:
-            let counting = ReloadCountingStorage(try SQLiteTokenCacheBackend(path: location))
+            let counting = ReloadCountingStorage(try await opened(SQLiteTokenCacheBackend(path: location)))
             return (counting, { counting.reloads })
         }
     }

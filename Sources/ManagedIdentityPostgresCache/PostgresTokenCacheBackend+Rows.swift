@@ -1,0 +1,81 @@
+import CacheBackendSupport
+import Crypto
+import Foundation
+import ManagedIdentity
+import PostgresNIO
+
+/// Rows, scopes and the SQL of the retention rule.
+extension PostgresTokenCacheBackend {
+    /// The scopes this host reads: its own, and the shared one when it shares user-assigned identities.
+    var readScopes: [String] { configuration.sharesUserAssignedIdentities ? [hostID, ""] : [hostID] }
+
+    /// The scope a partition's rows are written in.
+    func scope(for identity: ManagedIdentityID) -> String {
+        configuration.sharesUserAssignedIdentities && identity != .systemAssigned ? "" : hostID
+    }
+
+    func entries(_ connection: PostgresConnection, _ key: TokenCachePartitionKey, unsealing: Bool = true) async throws
+        -> [TokenCacheEntry]
+    {
+        let rows = try await connection.query(
+            """
+            SELECT scope, resource, token_type, access_token, expires_on, refresh_on, cached_at FROM mi_tokens
+            WHERE scope = ANY(\(readScopes)) AND partition_key = \(key.rawValue)
+            """, logger: logger)
+        var entries: [TokenCacheEntry] = []
+        for try await (scope, resource, tokenType, stored, expiresOn, refreshOn, cachedAt)
+            in rows.decode((String, String, String, String, Int64, Int64?, Int64).self)
+        {
+            var token = "<not read>"
+            if unsealing {
+                switch try SealedToken.open(
+                    stored, with: cipher, context: Self.context(scope, key, TokenCacheEntryKey(resource: resource, tokenType: tokenType)),
+                    location: "in PostgreSQL")
+                {
+                case .token(let opened): token = opened
+                case .unusable(let reason):
+                    logger.error("\(reason); ignoring it")
+                    continue
+                }
+            }
+            entries.append(
+                TokenCacheEntry(
+                    partitionKey: key, resource: resource, tokenType: tokenType, accessToken: token,
+                    expiresOnEpoch: expiresOn, refreshOnEpoch: refreshOn, cachedAtEpoch: cachedAt))
+        }
+        return entries
+    }
+
+    /// ``TokenCacheRetention`` in SQL, as the SQLite backend writes it (binary collation for ties).
+    func applyRetention(
+        _ connection: PostgresConnection, scope: String, key: TokenCachePartitionKey, written: TokenCacheEntryKey,
+        retention: TokenCacheRetention
+    ) async throws {
+        try await connection.query(
+            """
+            DELETE FROM mi_tokens WHERE scope = \(scope) AND partition_key = \(key.rawValue) AND expires_on <= \(Self.epoch(retention.now))
+                AND NOT (resource = \(written.resource) AND token_type = \(written.tokenType))
+            """, logger: logger)
+        try await connection.query(
+            """
+            DELETE FROM mi_tokens WHERE scope = \(scope) AND partition_key = \(key.rawValue) AND (resource, token_type) IN (
+                SELECT resource, token_type FROM mi_tokens
+                WHERE scope = \(scope) AND partition_key = \(key.rawValue)
+                    AND NOT (resource = \(written.resource) AND token_type = \(written.tokenType))
+                ORDER BY expires_on DESC, resource COLLATE "C" DESC, token_type COLLATE "C" DESC
+                OFFSET \(max(retention.maximumEntriesPerPartition, 1) - 1))
+            """, logger: logger)
+    }
+
+    static func context(_ scope: String, _ key: TokenCachePartitionKey, _ entry: TokenCacheEntryKey) -> String {
+        scope + "\n" + key.rawValue + "\n" + entry.resource + "\n" + entry.tokenType
+    }
+
+    static func epoch(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+
+    /// A 32-bit lock id from text (the first bytes of its SHA-256).
+    static func lockID(_ text: String) -> Int32 {
+        let digest = Array(SHA256.hash(data: Array(text.utf8)))
+        return Int32(bitPattern: UInt32(digest[0]) << 24 | UInt32(digest[1]) << 16 | UInt32(digest[2]) << 8 | UInt32(digest[3]))
+    }
+}
