@@ -39,6 +39,12 @@ package enum SecureDirectory {
                 message: "the cache directory \(path) is writable by group or others (mode \(String(info.st_mode & 0o777, radix: 8))); "
                     + "run chmod 700 on it")
         }
+        // A directory that cannot take new files now (read-only or immutable for a moment) is not
+        // open: the lifecycle retries it rather than opening a store every write fails on.
+        guard access(path, W_OK | X_OK) == 0 else {
+            let code = errno
+            throw TokenCacheBackendError(kind: .io, message: "cannot write to \(path) now: \(POSIX.describeErrno(code))")
+        }
     }
 }
 

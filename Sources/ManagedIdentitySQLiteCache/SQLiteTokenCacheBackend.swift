@@ -192,6 +192,9 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
         let key = partition.key
         let sealed = try seal(entry)
         let (dataVersion, generation, entries) = try await withDatabase { db -> (UInt64, Int64, [TokenCacheEntry]) in
+            // Writes queue on the one connection: once one of them found the store locked past the
+            // bound, the ones behind it give up at once instead of each waiting the bound again.
+            try self.lifecycle.ensureOpen()
             // Read before the transaction: anything committed after it makes the next read look again.
             let dataVersion = try self.currentDataVersion(db)
             var generation: Int64 = 0
