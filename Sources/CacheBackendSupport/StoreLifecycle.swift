@@ -129,6 +129,11 @@ package final class StoreLifecycle: Sendable {
                 }
             }
             state.pending[key] = write
+            // A write that failed while the store stayed open (a slow answer, a lock held past its
+            // bound) has no reopening to wait for: store it after a pause, as an opener would.
+            if case .open = state.phase, state.opener == nil {
+                state.opener = Task { [self] in await openUntilDone(pausingFirst: true) }
+            }
         }
     }
 
@@ -199,31 +204,44 @@ package final class StoreLifecycle: Sendable {
 
     // MARK: Opening
 
-    private func openUntilDone() async {
+    /// Opens the store unless it is open, then stores the kept writes; retries both with backoff
+    /// until the store is open with nothing kept, or failed for good, or stopped.
+    private func openUntilDone(pausingFirst: Bool = false) async {
         var pause = Duration.milliseconds(100)
+        if pausingFirst { await self.pause(&pause) }
         while !Task.isCancelled {
             do {
-                guard let open = state.withLock({ $0.open }) else {
-                    throw TokenCacheBackendError(kind: .misconfigured, message: "\(name) has nothing to open it")
+                if !isOpen.load(ordering: .acquiring) {
+                    guard let open = state.withLock({ $0.open }) else {
+                        throw TokenCacheBackendError(kind: .misconfigured, message: "\(name) has nothing to open it")
+                    }
+                    try await open()
+                    let opened = state.withLock { state -> Bool in
+                        if case .stopped = state.phase { return false }
+                        state.phase = .open
+                        isOpen.store(true, ordering: .releasing)
+                        return true
+                    }
+                    finishAttempt()
+                    guard opened else { return }
                 }
-                try await open()
-                let writes = state.withLock { state -> [(String, Write)]? in
-                    if case .stopped = state.phase { return nil }
-                    state.phase = .open
-                    isOpen.store(true, ordering: .releasing)
+                let writes = state.withLock { state -> [(String, Write)] in
                     defer { state.pending = [:]; state.pendingOrder = [] }
                     return state.pendingOrder.compactMap { key in state.pending[key].map { (key, $0) } }
                 }
-                finishAttempt()
-                guard let writes else { return }
-                // A store that opens but cannot take the writes (a directory that is still read-only)
-                // counts as a failed attempt: the same pause, not a new opener at once.
                 try await replay(writes)
                 let done = state.withLock { state -> Bool in
-                    guard case .open = state.phase else { return false }
-                    state.opener = nil
-                    state.lastError = nil
-                    return true
+                    switch state.phase {
+                    case .stopped:
+                        state.opener = nil
+                        return true
+                    case .open where state.pending.isEmpty:
+                        state.opener = nil
+                        state.lastError = nil
+                        return true
+                    default:
+                        return false
+                    }
                 }
                 if done { return }
             } catch let error as TokenCacheBackendError where error.isConfigurationError {
@@ -237,26 +255,32 @@ package final class StoreLifecycle: Sendable {
                 finishAttempt()
                 return
             } catch {
-                let first = state.withLock { state -> Bool in
-                    if case .open = state.phase {
-                        state.phase = .opening
-                        isOpen.store(false, ordering: .releasing)
-                    }
+                // A replay that failed while the store stayed open (it answered, but not this write
+                // in time) leaves it open: reads go on, and the writes are tried again after the pause.
+                let (stillOpen, first) = state.withLock { state -> (Bool, Bool) in
+                    if case .open = state.phase { return (true, false) }
                     defer { state.lastError = error }
-                    return state.lastError == nil
+                    return (false, state.lastError == nil)
                 }
                 if first {
                     logger.warning("\(name) cannot be opened yet; serving from memory and retrying in the background",
                                    metadata: ["error": "\(Self.describe(error))"])
                 } else {
-                    logger.debug("\(name) cannot be opened yet; retrying", metadata: ["error": "\(Self.describe(error))", "pause": "\(pause)"])
+                    logger.debug(
+                        stillOpen ? "\(name) could not store the kept tokens yet; retrying" : "\(name) cannot be opened yet; retrying",
+                        metadata: ["error": "\(Self.describe(error))", "pause": "\(pause)"])
                 }
                 finishAttempt()
             }
-            // Jittered, so processes that lost one database together do not all come back at once.
-            try? await Task.sleep(for: pause + pause * Double.random(in: 0..<0.25))
-            pause = min(pause * 2, .seconds(5))
+            await self.pause(&pause)
         }
+    }
+
+    /// Sleeps `pause`, jittered so processes that lost one store together do not all come back at
+    /// once, and doubles it up to 5 s.
+    private func pause(_ pause: inout Duration) async {
+        try? await Task.sleep(for: pause + pause * Double.random(in: 0..<0.25))
+        pause = min(pause * 2, .seconds(5))
     }
 
     /// Stores the writes kept while the store was down; the first that fails puts it and the rest

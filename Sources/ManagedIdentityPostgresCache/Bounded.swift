@@ -1,6 +1,14 @@
 import ManagedIdentity
 import Synchronization
 
+/// How the error of an operation that took longer than its bound begins.
+let boundedTimeoutMessage = "the database did not answer within"
+
+/// Whether `error` is ``bounded(_:_:disposeOfLate:)``'s timeout.
+func isBoundedTimeout(_ error: any Error) -> Bool {
+    (error as? TokenCacheBackendError)?.message.hasPrefix(boundedTimeoutMessage) ?? false
+}
+
 /// Runs `operation`, or throws when it takes longer than `limit`, so a database that does not answer
 /// turns a request into a miss instead of a hang. The caller stops waiting at the limit even when the
 /// operation ignores cancellation (a query to a frozen server does): the operation is cancelled and
@@ -25,7 +33,7 @@ func bounded<T: Sendable>(
             outcome.onFinish { work.cancel() }
             Task {
                 try? await Task.sleep(for: limit)
-                outcome.finish(.failure(TokenCacheBackendError(kind: .io, message: "the database did not answer within \(limit)")))
+                outcome.finish(.failure(TokenCacheBackendError(kind: .io, message: "\(boundedTimeoutMessage) \(limit)")))
             }
         }
     } onCancel: {

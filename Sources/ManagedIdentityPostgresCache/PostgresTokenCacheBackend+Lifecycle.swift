@@ -91,16 +91,19 @@ extension PostgresTokenCacheBackend {
     }
 
     private func checkEncryptionKey(_ connection: PostgresConnection) async throws {
-        var recorded: String?
-        let rows = try await connection.query(
-            "SELECT value FROM mi_metadata WHERE name = \(Self.encryptionMetadataName)", logger: logger)
-        for try await value in rows.decode(String.self) { recorded = value }
-        guard let id = try AtRestCipher.checkKey(cipher, recorded: recorded, location: "in PostgreSQL") else { return }
-        try await connection.query(
-            "INSERT INTO mi_metadata (name, value) VALUES (\(Self.encryptionMetadataName), \(id)) ON CONFLICT (name) DO NOTHING",
-            logger: logger)
-        // Another host may have recorded its key first: compare again.
-        try await checkEncryptionKey(connection)
+        try await sealing.settleKey(
+            recorded: {
+                var recorded: String?
+                let rows = try await connection.query(
+                    "SELECT value FROM mi_metadata WHERE name = \(Self.encryptionMetadataName)", logger: logger)
+                for try await value in rows.decode(String.self) { recorded = value }
+                return recorded
+            },
+            recordIfAbsent: { id in
+                try await connection.query(
+                    "INSERT INTO mi_metadata (name, value) VALUES (\(Self.encryptionMetadataName), \(id)) ON CONFLICT (name) DO NOTHING",
+                    logger: logger)
+            })
     }
 
     /// SQLSTATEs no wait mends: a wrong password or authorization, a database or role that does not exist.

@@ -28,15 +28,9 @@ extension PostgresTokenCacheBackend {
         {
             var token = "<not read>"
             if unsealing {
-                switch try SealedToken.open(
-                    stored, with: cipher, context: Self.context(scope, key, TokenCacheEntryKey(resource: resource, tokenType: tokenType)),
-                    location: "in PostgreSQL")
-                {
-                case .token(let opened): token = opened
-                case .unusable(let reason):
-                    logger.error("\(reason); ignoring it")
-                    continue
-                }
+                let context = Self.context(scope, key, TokenCacheEntryKey(resource: resource, tokenType: tokenType))
+                guard let opened = try sealing.open(stored, context: context, logger: logger) else { continue }
+                token = opened
             }
             entries.append(
                 TokenCacheEntry(
@@ -68,7 +62,7 @@ extension PostgresTokenCacheBackend {
     }
 
     static func context(_ scope: String, _ key: TokenCachePartitionKey, _ entry: TokenCacheEntryKey) -> String {
-        scope + "\n" + key.rawValue + "\n" + entry.resource + "\n" + entry.tokenType
+        TokenRowSealing.context(scope: scope, partition: key, resource: entry.resource, tokenType: entry.tokenType)
     }
 
     static func epoch(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }

@@ -52,7 +52,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     /// The scope of rows this host writes for partitions it does not share.
     public let hostID: String
     let instanceID = UUID().uuidString
-    let cipher: AtRestCipher?
+    let sealing: TokenRowSealing
     let logger: Logger
     let connections: PostgresConnections
     /// What this host knows of changes, fed by the listener.
@@ -76,7 +76,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         }
         self.configuration = configuration
         self.hostID = configuration.hostID ?? ManagedIdentityClient.defaultHostDiscriminator
-        self.cipher = configuration.encryptionKey.map(AtRestCipher.init)
+        self.sealing = TokenRowSealing(encryptionKey: configuration.encryptionKey, location: "in PostgreSQL")
         let logger = logger ?? Logger(label: "managed-identity.postgres-cache", factory: { _ in SwiftLogNoOpLogHandler() })
         self.logger = logger
         self.connections = PostgresConnections(configuration: configuration, logger: logger)
@@ -93,7 +93,10 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         do {
             return try await bounded(configuration.operationTimeout, operation)
         } catch {
-            if !(error is CancellationError), Self.meansUnreachable(error) { lifecycle.lost(error) }
+            // A slow answer is not a lost server: under load (many writers queued on one partition's
+            // lock, a busy machine) closing the store on every timeout made it flap and kept the
+            // writes waiting. A timed-out operation is a miss; a broken connection closes the store.
+            if !(error is CancellationError), !isBoundedTimeout(error), Self.meansUnreachable(error) { lifecycle.lost(error) }
             throw error
         }
     }
@@ -135,7 +138,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     ) async throws -> (entries: [TokenCacheEntry], version: Version) {
         let key = partition.key
         let scope = scope(for: partition.identity)
-        let sealed = try SealedToken.seal(entry.accessToken, with: cipher, context: Self.context(scope, key, entry.key))
+        let sealed = try sealing.seal(entry.accessToken, context: Self.context(scope, key, entry.key))
         let before = changes.withLock { $0.version(of: key) }
         let entries = try await databaseOperation {
             try await self.connections.withTransaction { connection in

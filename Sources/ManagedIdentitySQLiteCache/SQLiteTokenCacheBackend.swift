@@ -57,7 +57,7 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     /// The database file.
     public let path: String
     let configuration: Configuration
-    let cipher: AtRestCipher?
+    let sealing: TokenRowSealing
     let logger: Logger
     let refreshCoordinator: RefreshCoordinator
     /// `nil` until the lifecycle opened it.
@@ -88,7 +88,7 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     public init(path: String, configuration: Configuration = Configuration(), logger: Logger? = nil) {
         self.path = path
         self.configuration = configuration
-        self.cipher = configuration.encryptionKey.map(AtRestCipher.init)
+        self.sealing = TokenRowSealing(encryptionKey: configuration.encryptionKey, location: path)
         let logger = logger ?? Logger(label: "managed-identity.sqlite-cache", factory: { _ in SwiftLogNoOpLogHandler() })
         self.logger = logger
         self.refreshCoordinator = RefreshCoordinator(
@@ -338,21 +338,14 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     }
 
     private func seal(_ entry: TokenCacheEntry) throws -> String {
-        try SealedToken.seal(entry.accessToken, with: cipher, context: Self.context(entry.partitionKey, entry.resource, entry.tokenType))
+        try sealing.seal(
+            entry.accessToken,
+            context: TokenRowSealing.context(partition: entry.partitionKey, resource: entry.resource, tokenType: entry.tokenType))
     }
 
     /// The token of a row; `nil` (and a log line) for a row that does not open, which is then ignored.
     private func unseal(_ stored: String, key: TokenCachePartitionKey, resource: String, tokenType: String) throws -> String? {
-        switch try SealedToken.open(stored, with: cipher, context: Self.context(key, resource, tokenType), location: path) {
-        case .token(let token): return token
-        case .unusable(let reason):
-            logger.error("\(reason); ignoring it")
-            return nil
-        }
-    }
-
-    private static func context(_ key: TokenCachePartitionKey, _ resource: String, _ tokenType: String) -> String {
-        key.rawValue + "\n" + resource + "\n" + tokenType
+        try sealing.open(stored, context: TokenRowSealing.context(partition: key, resource: resource, tokenType: tokenType), logger: logger)
     }
 
     static func epoch(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
@@ -522,16 +515,18 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     /// Compares the key with the one the cache was first written with, so a wrong key fails at start-up.
     private func checkEncryptionKey() throws(TokenCacheBackendError) {
         do {
-            let recorded = try withDatabaseBlocking { db in
-                try String.fetchOne(db, sql: "SELECT value FROM cache_metadata WHERE name = ?", arguments: [Self.encryptionMetadataName])
-            }
-            guard let id = try AtRestCipher.checkKey(cipher, recorded: recorded, location: path) else { return }
-            try withDatabaseBlocking { db in
-                try db.execute(
-                    sql: "INSERT OR IGNORE INTO cache_metadata (name, value) VALUES (?, ?)", arguments: [Self.encryptionMetadataName, id])
-            }
-            // Another process may have recorded its key first: compare again.
-            try checkEncryptionKey()
+            try sealing.settleKey(
+                recorded: {
+                    try withDatabaseBlocking { db in
+                        try String.fetchOne(db, sql: "SELECT value FROM cache_metadata WHERE name = ?", arguments: [Self.encryptionMetadataName])
+                    }
+                },
+                recordIfAbsent: { id in
+                    try withDatabaseBlocking { db in
+                        try db.execute(
+                            sql: "INSERT OR IGNORE INTO cache_metadata (name, value) VALUES (?, ?)", arguments: [Self.encryptionMetadataName, id])
+                    }
+                })
         } catch let error as TokenCacheBackendError {
             throw error
         } catch {

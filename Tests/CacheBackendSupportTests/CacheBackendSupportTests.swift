@@ -144,6 +144,134 @@ struct AtRestCipherTests {
     }
 }
 
+/// The row sealing and key settling the SQLite and PostgreSQL backends share.
+struct TokenRowSealingTests {
+    let key = SymmetricKey(size: .bits256)
+    let partition = TokenCachePartitionKey(rawValue: "mi1-" + String(repeating: "a", count: 64))
+
+    @Test func aSealedTokenOpensInItsOwnRowOnly() throws {
+        let sealing = TokenRowSealing(encryptionKey: key, location: "in a test")
+        let partition = try #require(partition)
+        let row = TokenRowSealing.context(partition: partition, resource: "https://r", tokenType: "Bearer")
+        let stored = try sealing.seal("secret-token", context: row)
+        #expect(stored.hasPrefix("sealed:") && !stored.contains("secret-token"))
+        #expect(try sealing.open(stored, context: row, logger: Logger(label: "test")) == "secret-token")
+        // Copied into another resource's row, or another host's scope: ignored, never served.
+        let otherResource = TokenRowSealing.context(partition: partition, resource: "https://other", tokenType: "Bearer")
+        let otherScope = TokenRowSealing.context(scope: "host-b", partition: partition, resource: "https://r", tokenType: "Bearer")
+        #expect(try sealing.open(stored, context: otherResource, logger: Logger(label: "test")) == nil)
+        #expect(try sealing.open(stored, context: otherScope, logger: Logger(label: "test")) == nil)
+        // A plain token in an encrypted cache is ignored; a sealed one without the key is a typed error.
+        #expect(try sealing.open("plain", context: row, logger: Logger(label: "test")) == nil)
+        #expect(throws: TokenCacheBackendError.self) {
+            try TokenRowSealing(encryptionKey: nil, location: "x").open(stored, context: row, logger: Logger(label: "test"))
+        }
+    }
+
+    @Test func theRowLayoutIsTheStoredFormat() throws {
+        let partition = try #require(partition)
+        #expect(TokenRowSealing.context(partition: partition, resource: "r", tokenType: "t") == partition.rawValue + "\nr\nt")
+        #expect(TokenRowSealing.context(scope: "s", partition: partition, resource: "r", tokenType: "t") == "s\n" + partition.rawValue + "\nr\nt")
+    }
+
+    @Test func theFirstKeyIsRecordedAndAnotherIsRefused() throws {
+        let recorded = Mutex<String?>(nil)
+        let first = TokenRowSealing(encryptionKey: key, location: "in a test")
+        try first.settleKey(recorded: { recorded.withLock { $0 } }, recordIfAbsent: { id in recorded.withLock { $0 = $0 ?? id } })
+        #expect(recorded.withLock { $0 } == AtRestCipher(key: key).keyIDText)
+        // Opened again with the same key: nothing changes.
+        try first.settleKey(recorded: { recorded.withLock { $0 } }, recordIfAbsent: { _ in Issue.record("recorded twice") })
+
+        let other = TokenRowSealing(encryptionKey: SymmetricKey(size: .bits256), location: "in a test")
+        #expect(throws: TokenCacheBackendError.self) {
+            try other.settleKey(recorded: { recorded.withLock { $0 } }, recordIfAbsent: { _ in })
+        }
+        let none = TokenRowSealing(encryptionKey: nil, location: "in a test")
+        do {
+            try none.settleKey(recorded: { recorded.withLock { $0 } }, recordIfAbsent: { _ in })
+            Issue.record("an encrypted cache opened without its key")
+        } catch let error as TokenCacheBackendError {
+            #expect(error.kind == .missingEncryptionKey)
+        }
+    }
+
+    @Test func anotherProcessRecordingItsKeyFirstIsCaught() throws {
+        // Both read "nothing recorded"; the other process's insert wins, ours is ignored.
+        let recorded = Mutex<String?>(nil)
+        let sealing = TokenRowSealing(encryptionKey: key, location: "in a test")
+        do {
+            try sealing.settleKey(
+                recorded: { recorded.withLock { $0 } },
+                recordIfAbsent: { _ in recorded.withLock { $0 = AtRestCipher(key: SymmetricKey(size: .bits256)).keyIDText } })
+            Issue.record("a cache first encrypted by another key was accepted")
+        } catch let error as TokenCacheBackendError {
+            #expect(error.kind == .wrongEncryptionKey)
+        }
+    }
+
+    @Test func aStoreThatDoesNotKeepTheIDIsAnErrorNotALoop() async throws {
+        let sealing = TokenRowSealing(encryptionKey: key, location: "in a test")
+        do {
+            try await sealing.settleKey(recorded: { () async throws -> String? in nil }, recordIfAbsent: { (_: String) async throws in })
+            Issue.record("a store that forgets the key id was accepted")
+        } catch let error as TokenCacheBackendError {
+            #expect(error.kind == .io)
+        }
+    }
+}
+
+/// The lifecycle every backend shares, with a store that a test opens and breaks at will.
+struct StoreLifecycleTests {
+    final class Store: Sendable {
+        let opens = Counter()
+        let lifecycle = StoreLifecycle(name: "a test store", logger: Logger(label: "test"))
+        init() { lifecycle.bind(self) { store in store.opens.increment() } }
+    }
+
+    /// Polls `condition` for at most `within` (a bound on a real wait, never what is measured).
+    func eventually(within: Duration = .seconds(20), _ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + within
+        while !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+
+    @Test func aWriteThatFailedWhileTheStoreStayedOpenIsStoredLaterWithoutAnOutage() async throws {
+        let store = Store()
+        try await store.lifecycle.started(within: .seconds(5))
+        #expect(try await eventually { if case .open = store.lifecycle.phase { true } else { false } })
+        let attempts = Counter()
+        // A slow answer: the write fails twice more, then is stored; the store never closes.
+        store.lifecycle.keep("k") {
+            attempts.increment()
+            if attempts.value < 3 { throw TokenCacheBackendError(kind: .io, message: "the database did not answer within 2 s") }
+        }
+        #expect(try await eventually { store.lifecycle.pendingWrites == 0 && attempts.value == 3 })
+        #expect(store.opens.value == 1, "the store was not reopened for a slow write")
+        guard case .open = store.lifecycle.phase else {
+            Issue.record("the store closed: \(store.lifecycle.phase)")
+            return
+        }
+        try store.lifecycle.ensureOpen()
+    }
+
+    @Test func writesKeptDuringAnOutageAreStoredOnceItIsBackNewestPerKey() async throws {
+        let store = Store()
+        try await store.lifecycle.started(within: .seconds(5))
+        #expect(try await eventually { if case .open = store.lifecycle.phase { true } else { false } })
+        let stored = Mutex<[String]>([])
+        store.lifecycle.keep("a") { stored.withLock { $0.append("a-old") } }
+        store.lifecycle.keep("a") { stored.withLock { $0.append("a-new") } }
+        store.lifecycle.keep("b") { stored.withLock { $0.append("b") } }
+        store.lifecycle.lost(TokenCacheBackendError(kind: .io, message: "connection refused"))
+        #expect(try await eventually { store.lifecycle.pendingWrites == 0 && stored.withLock { $0.count } == 2 })
+        #expect(stored.withLock { $0 } == ["a-new", "b"])
+        store.lifecycle.stop()
+    }
+}
+
 struct RefreshCoordinatorTests {
     let partition = TokenCachePartitionKey(source: .imds, endpoint: "http://e", identity: .systemAssigned, hostDiscriminator: "h")
 

@@ -210,4 +210,39 @@ struct CommandLineTests {
         let forced = try await run(["token", "--emulator", "--resource", "https://f", "--force-refresh"], home: home)
         #expect(try json(forced.output)["token_source"] as? String == "identity_provider")
     }
+
+    /// A PostgreSQL cache that is down when the tool starts is one warning line: the token comes
+    /// from the endpoint, the command succeeds, and it takes at most 3 s more than with no cache.
+    /// Once the database is back the same command stores the token and the next one is a hit.
+    @Test func aPostgresCacheThatIsDownCostsOneWarningNotTheToken() async throws {
+        let server = try PostgresServer()
+        defer { try? server.stop() }
+        let url = server.url(try server.makeDatabase())
+        try server.stop()
+        let arguments = ["token", "--emulator", "--resource", "https://down.example", "--allow-plaintext"]
+
+        let memoryStarted = ContinuousClock.now
+        let baseline = try await run(arguments + ["--cache", "memory"])
+        let memoryTook = ContinuousClock.now - memoryStarted
+        #expect(baseline.status == 0, "\(baseline.errors)")
+
+        let downStarted = ContinuousClock.now
+        let down = try await run(arguments + ["--cache", url])
+        let downTook = ContinuousClock.now - downStarted
+        #expect(down.status == 0, "\(down.errors)")
+        #expect(try json(down.output)["token_source"] as? String == "identity_provider")
+        let lines = down.errors.split(separator: "\n")
+        #expect(lines.count == 1, "one warning line, no more: \(down.errors)")
+        #expect(lines.first?.hasPrefix("warning: cache: postgres://") == true)
+        #expect(lines.first?.contains("going on without it") == true)
+        #expect(downTook - memoryTook < .seconds(3), "a down database cost \(downTook) against \(memoryTook) with no cache")
+
+        try server.start()
+        let stored = try await run(arguments + ["--cache", url])
+        #expect(stored.status == 0, "\(stored.errors)")
+        #expect(stored.errors.isEmpty, "\(stored.errors)")
+        let hit = try await run(arguments + ["--cache", url])
+        #expect(try json(hit.output)["token_source"] as? String == "cache")
+        #expect(try json(hit.output)["access_token"] as? String == json(stored.output)["access_token"] as? String)
+    }
 }
