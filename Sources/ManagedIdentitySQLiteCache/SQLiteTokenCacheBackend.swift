@@ -237,7 +237,7 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
                         arguments: [partition.rawValue, removed.resource, removed.tokenType])
                 }
                 try db.execute(
-                    sql: "UPDATE partitions SET generation = generation + 1 WHERE partition_key = ?", arguments: [partition.rawValue])
+                    sql: "UPDATE partitions SET generation = ? WHERE partition_key = ?", arguments: [try Self.nextGeneration(db), partition.rawValue])
                 try db.execute(
                     sql: "DELETE FROM partitions WHERE partition_key = ? AND NOT EXISTS (SELECT 1 FROM tokens WHERE partition_key = ?)",
                     arguments: [partition.rawValue, partition.rawValue])
@@ -260,14 +260,38 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
         try db.execute(
             sql: """
                 INSERT INTO partitions (partition_key, source, identity_kind, identity_id, endpoint, generation)
-                VALUES (?, ?, ?, ?, ?, 1)
-                ON CONFLICT(partition_key) DO UPDATE SET generation = generation + 1
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(partition_key) DO UPDATE SET generation = excluded.generation
                 """,
             arguments: [
                 partition.key.rawValue, partition.source.rawValue, partition.identity.kind.rawValue,
-                partition.identity.id, partition.endpoint,
+                partition.identity.id, partition.endpoint, try nextGeneration(db),
             ])
     }
+
+    /// A generation no partition of this database ever had: a partition removed and written again
+    /// must not get one it had before, or a process that loaded it then would take the new tokens
+    /// for the old ones. One counter for the database; a database from before the counter starts
+    /// it above every generation it holds and above the time in milliseconds, which the old
+    /// per-partition counts never reach.
+    private static func nextGeneration(_ db: Database) throws -> Int64 {
+        try db.execute(
+            sql: """
+                INSERT INTO cache_metadata (name, value)
+                VALUES (?, CAST(MAX((SELECT COALESCE(MAX(generation), 0) FROM partitions),
+                                    CAST(strftime('%s', 'now') AS INTEGER) * 1000) + 1 AS TEXT))
+                ON CONFLICT(name) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+                """,
+            arguments: [generationMetadataName])
+        guard let text = try String.fetchOne(db, sql: "SELECT value FROM cache_metadata WHERE name = ?", arguments: [generationMetadataName]),
+            let generation = Int64(text)
+        else {
+            throw TokenCacheBackendError(kind: .io, message: "the generation counter of the cache database is damaged")
+        }
+        return generation
+    }
+
+    static let generationMetadataName = "partition_generation"
 
     /// ``TokenCacheRetention`` in SQL, after the written row: expired rows go, except the written
     /// one; past the cap, the rows closest to expiry go (ties: the smaller resource, then token type,
