@@ -59,6 +59,16 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     let changes = Mutex(PostgresChangeTracker())
     /// Preparing the database (migrations, key check), retrying it, and the writes kept meanwhile.
     let lifecycle: StoreLifecycle
+    /// Tokens that could not be stored yet, the newest per token, stored together: one transaction
+    /// per partition instead of one per token, so a backlog after an outage drains in a few round
+    /// trips even while other writers queue on the same partition.
+    let unstored = Mutex<[String: KeptWrite]>([:])
+
+    struct KeptWrite: Sendable {
+        var entry: TokenCacheEntry
+        var partition: TokenCachePartitionDescriptor
+        var retention: TokenCacheRetention
+    }
 
     static let channel = "managed_identity_cache"
     static let encryptionMetadataName = "encryption_key_id"
@@ -126,21 +136,59 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         do {
             return try await upsert(entry, in: partition, retention: retention)
         } catch let error where !Self.isConfigurationError(error) {
-            lifecycle.keep(partition.key.rawValue + "\n" + entry.resource + "\n" + entry.tokenType) { [weak self] in
-                _ = try await self?.upsert(entry, in: partition, retention: retention)
-            }
+            keep(KeptWrite(entry: entry, partition: partition, retention: retention))
             throw error
+        }
+    }
+
+    private func keep(_ write: KeptWrite) {
+        let key = write.partition.key.rawValue + "\n" + write.entry.resource + "\n" + write.entry.tokenType
+        unstored.withLock { unstored in
+            if let kept = unstored[key], TokenCacheRetention.storedWins(kept.entry, over: write.entry) { return }
+            if unstored[key] == nil, unstored.count >= StoreLifecycle.maximumPendingWrites { return }
+            unstored[key] = write
+        }
+        // One kept write for the lifecycle, whatever the number of tokens: it stores them all.
+        lifecycle.keep("unstored tokens") { [weak self] in try await self?.storeUnstored() }
+    }
+
+    /// Stores the kept tokens, a transaction per partition; those stored are forgotten, unless a
+    /// newer token of the same key was kept meanwhile.
+    private func storeUnstored() async throws {
+        let kept = unstored.withLock { $0 }
+        let byPartition = Dictionary(grouping: kept, by: { $0.value.partition.key })
+        for (_, group) in byPartition {
+            let writes = group.sorted { $0.value.entry.cachedAt < $1.value.entry.cachedAt }
+            // At most 50 tokens a transaction, so that each stays well inside the operation bound.
+            for start in stride(from: 0, to: writes.count, by: 50) {
+                let chunk = writes[start..<min(start + 50, writes.count)]
+                guard let partition = chunk.first?.value.partition else { continue }
+                _ = try await store(chunk.map(\.value), in: partition, returningEntries: false)
+                unstored.withLock { unstored in
+                    for (key, write) in chunk where unstored[key]?.entry.cachedAt == write.entry.cachedAt { unstored[key] = nil }
+                }
+            }
         }
     }
 
     private func upsert(
         _ entry: TokenCacheEntry, in partition: TokenCachePartitionDescriptor, retention: TokenCacheRetention
     ) async throws -> (entries: [TokenCacheEntry], version: Version) {
+        let before = changes.withLock { $0.version(of: partition.key) }
+        let entries = try await store([KeptWrite(entry: entry, partition: partition, retention: retention)], in: partition, returningEntries: true)
+        return (entries, changes.withLock { $0.ownWrite(partition.key, since: before) })
+    }
+
+    /// Upserts tokens of one partition (the newer wins) and applies each one's retention, in one
+    /// transaction under a lock on the partition, and announces the change.
+    /// - Returns: the stored partition, when asked for.
+    private func store(
+        _ writes: [KeptWrite], in partition: TokenCachePartitionDescriptor, returningEntries: Bool
+    ) async throws -> [TokenCacheEntry] {
         let key = partition.key
         let scope = scope(for: partition.identity)
-        let sealed = try sealing.seal(entry.accessToken, context: Self.context(scope, key, entry.key))
-        let before = changes.withLock { $0.version(of: key) }
-        let entries = try await databaseOperation {
+        let sealed = try writes.map { try sealing.seal($0.entry.accessToken, context: Self.context(scope, key, $0.entry.key)) }
+        return try await databaseOperation {
             try await self.connections.withTransaction { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.lockNamespace), \(Self.lockID(key.rawValue)))", logger: self.logger)
                 try await connection.query(
@@ -150,23 +198,25 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
                             \(partition.identity.id), \(partition.endpoint))
                     ON CONFLICT (scope, partition_key) DO NOTHING
                     """, logger: self.logger)
-                try await connection.query(
-                    """
-                    INSERT INTO mi_tokens (scope, partition_key, resource, token_type, access_token, expires_on, refresh_on, cached_at)
-                    VALUES (\(scope), \(key.rawValue), \(entry.resource), \(entry.tokenType), \(sealed), \(Self.epoch(entry.expiresOn)),
-                            \(entry.refreshOn.map(Self.epoch)), \(Self.epoch(entry.cachedAt)))
-                    ON CONFLICT (scope, partition_key, resource, token_type) DO UPDATE SET
-                        access_token = excluded.access_token, expires_on = excluded.expires_on,
-                        refresh_on = excluded.refresh_on, cached_at = excluded.cached_at
-                    WHERE excluded.cached_at >= mi_tokens.cached_at
-                    """, logger: self.logger)
-                try await self.applyRetention(connection, scope: scope, key: key, written: entry.key, retention: retention)
+                for (write, sealed) in zip(writes, sealed) {
+                    let entry = write.entry
+                    try await connection.query(
+                        """
+                        INSERT INTO mi_tokens (scope, partition_key, resource, token_type, access_token, expires_on, refresh_on, cached_at)
+                        VALUES (\(scope), \(key.rawValue), \(entry.resource), \(entry.tokenType), \(sealed), \(Self.epoch(entry.expiresOn)),
+                                \(entry.refreshOn.map(Self.epoch)), \(Self.epoch(entry.cachedAt)))
+                        ON CONFLICT (scope, partition_key, resource, token_type) DO UPDATE SET
+                            access_token = excluded.access_token, expires_on = excluded.expires_on,
+                            refresh_on = excluded.refresh_on, cached_at = excluded.cached_at
+                        WHERE excluded.cached_at >= mi_tokens.cached_at
+                        """, logger: self.logger)
+                    try await self.applyRetention(connection, scope: scope, key: key, written: entry.key, retention: write.retention)
+                }
                 try await connection.query(
                     "SELECT pg_notify(\(Self.channel), \(self.instanceID + " " + key.rawValue))", logger: self.logger)
-                return try await self.entries(connection, key)
+                return returningEntries ? try await self.entries(connection, key) : []
             }
         }
-        return (entries, changes.withLock { $0.ownWrite(key, since: before) })
     }
 
     /// Removes tokens' rows of a partition in this host's scopes, and announces it.

@@ -91,9 +91,10 @@ struct StoreFaultTests {
             for resource in resources { group.addTask { try await client.token(for: resource).token } }
             return try await group.reduce(into: [String]()) { $0.append($1) }
         }
-        // The first writes wait out the 1 s busy bound; none waits for the holder (which holds on).
+        // The first writes wait out the 1 s busy bound; none waits for the holder (which holds on
+        // until the test ends). The bound is generous for a busy machine: 10.7 s was seen at a load of 15.
         let elapsed = ContinuousClock.now - startedAt
-        #expect(elapsed < .seconds(10), "the callers waited \(elapsed) for a lock held by another process")
+        #expect(elapsed < .seconds(30), "the callers waited \(elapsed) for a lock held by another process")
         #expect(tokens.count == 20)
         #expect(endpoint.requestCount == 20)
         #expect(failures.value == 1, "the outage is reported once, not once per call")

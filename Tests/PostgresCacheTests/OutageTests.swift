@@ -118,6 +118,7 @@ struct OutageTests {
         } }
         try await waitUntil { endpoint.requestCount >= 100 }
         try fixture.server.stop()
+        let stoppedAt = ContinuousClock.now
         let requestsAtStop = endpoint.requestCount
         try await waitUntil { endpoint.requestCount >= requestsAtStop + 100 }
         try fixture.server.start()
@@ -127,10 +128,11 @@ struct OutageTests {
         let resources = asked.all
         #expect(served == resources.count, "every call got its token")
         #expect(endpoint.requestCount == resources.count + 1, "one request per token, none repeated")
-        // Once per outage, not per call (about 1,000 failing hooks here): the stop is one outage; the
-        // reconnect, with 50 writers and the kept writes queued on one partition's lock, can exceed
-        // the operation bound once or twice more, each a short outage of its own.
-        #expect(failures.value >= 1 && failures.value <= 5, "reported once per outage: \(failures.value)")
+        // Once per outage, not per call (about 1,000 failing hooks here): the stop is one outage;
+        // the reconnect, with 50 writers and the kept writes queued on one partition's lock, can
+        // exceed the operation bound a few times more, within 30 s of it: one report for the lot.
+        let allowed = 1 + Int((ContinuousClock.now - stoppedAt).components.seconds / 30)
+        #expect(failures.value >= 1 && failures.value <= allowed, "reported once per outage, at most once per 30 s: \(failures.value)")
         let stored = await storedResources(backend, expecting: resources.union(["https://before"]))
         let lost = resources.union(["https://before"]).subtracting(stored)
         #expect(lost.isEmpty, "\(lost.count) of \(resources.count + 1) tokens never reached the database, such as \(lost.sorted().prefix(3))")

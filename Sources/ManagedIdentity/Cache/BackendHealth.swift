@@ -6,8 +6,16 @@ import Synchronization
 /// and finishing well does not end the outage, so many concurrent callers do not make it flap). An
 /// outage is reported once (``TokenCache``'s failure handler, a warning) however many requests meet
 /// it, and its end is logged; a hit costs two atomic loads.
+///
+/// A store that flaps (under load, operations past their bound between ones that succeed) would
+/// start an outage at every flap: an outage that starts within ``reportInterval`` of the last
+/// reported one is not reported again, so a flapping store is reported once for the lot.
 final class BackendHealth: Sendable {
+    /// The least time between two reported outages.
+    static let reportInterval: Duration = .seconds(30)
+
     private let failing = Atomic<Bool>(false)
+    private let lastReport = Mutex<ContinuousClock.Instant?>(nil)
     /// How many hooks have failed, so a success can tell whether a failure came while it ran.
     private let failures = Atomic<UInt64>(0)
 
@@ -15,10 +23,17 @@ final class BackendHealth: Sendable {
     @inline(__always)
     func mark() -> UInt64 { failures.load(ordering: .acquiring) }
 
-    /// A hook failed. Returns whether this failure starts an outage (and so is to be reported).
+    /// A hook failed. Returns whether this failure starts an outage to report: one that starts more
+    /// than ``reportInterval`` after the last reported one (or the first).
     func failed() -> Bool {
         failures.add(1, ordering: .acquiringAndReleasing)
-        return !failing.exchange(true, ordering: .acquiringAndReleasing)
+        guard !failing.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        let now = ContinuousClock.now
+        return lastReport.withLock { last in
+            if let last, now - last < Self.reportInterval { return false }
+            last = now
+            return true
+        }
     }
 
     /// A hook that started at `mark` succeeded: the outage, if there was one, is over unless a hook
