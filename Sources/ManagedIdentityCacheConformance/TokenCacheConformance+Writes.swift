@@ -34,7 +34,7 @@ extension TokenCacheConformance {
             throw ConformanceFailure(
                 check: check,
                 message: "two processes wrote tokens of different resources to one partition at once, and the store lost "
-                    + "\(lost.count == 2 ? "both" : "one") of them (\(lost.joined(separator: ", "))). A backend must merge the "
+                    + "\(lost.count == 2 ? "both" : "one") of them (\(lost.joined(separator: ", "))). Fix: a backend must merge the "
                     + "written entry (TokenCacheNotification.writtenEntry) into the partition as stored, under the store's own "
                     + "lock or transaction, with TokenCacheNotification.retention; storing the in-memory partition whole "
                     + "(as exported in afterAccess) overwrites what other processes stored since beforeAccess. Implementing "
@@ -56,9 +56,9 @@ extension TokenCacheConformance {
             throw ConformanceFailure(
                 check: check,
                 message: stored.token == older.token
-                    ? "an older token of a resource, stored after a newer one, replaced it. Keep the stored token when its "
+                    ? "an older token of a resource, stored after a newer one, replaced it. Fix: keep the stored token when its "
                         + "cachedAt is later than the written one's (TokenCacheRetention.storedWins(_:over:))."
-                    : "after two concurrent writes of one resource the store serves neither token")
+                    : "after two concurrent writes of one resource the store serves neither token. Fix: merge the written token into the stored partition with retention.apply, under the store's lock or transaction.")
         }
     }
 
@@ -93,7 +93,7 @@ extension TokenCacheConformance {
         let before = host.endpoint.requestCount
         _ = try await reader.token(for: last)
         if host.endpoint.requestCount != before {
-            throw ConformanceFailure(check: check, message: "the token just written was evicted by the partition cap")
+            throw ConformanceFailure(check: check, message: "the token just written was evicted by the partition cap. Fix: the cap never evicts the written token (TokenCacheRetention.apply).")
         }
         let stored = Set((readerCache.partition(for: reader.partitionKey)?.entries ?? []).map { "\($0.resource) \($0.accessToken)" })
         let expected = Set(model.map { "\($0.resource) \($0.accessToken)" })
@@ -101,7 +101,7 @@ extension TokenCacheConformance {
             throw ConformanceFailure(
                 check: check,
                 message: "after five writes to a partition capped at 3, the store holds \(stored.count) tokens that differ from "
-                    + "what TokenCacheRetention.apply keeps (\(expected.count)): apply the notification's retention to the "
+                    + "what TokenCacheRetention.apply keeps (\(expected.count)). Fix: apply the notification's retention to the "
                     + "stored partition on every write (the newer write wins, expired tokens go, past the cap the tokens "
                     + "closest to expiry go, never the one written)")
         }
@@ -141,7 +141,7 @@ extension TokenCacheConformance {
             let hooks = reported.withLock { $0 }
             if !hooks.contains(hook) {
                 throw ConformanceFailure(
-                    check: check, message: "a throwing \(hook.rawValue) was not reported to the cache's failure handler")
+                    check: check, message: "a throwing \(hook.rawValue) was not reported to the cache's failure handler. Fix: let errors of the wrapped backend propagate from each hook; do not catch them.")
             }
         }
     }
@@ -149,7 +149,7 @@ extension TokenCacheConformance {
 
 /// Holds writers at `beforeWrite` until all have read the partition, then lets them store in a
 /// given order, each after the previous one's `afterAccess`, so that two processes' writes interleave
-/// deterministically. A writer waits at most 5 s for the others (a backend that locks in
+/// deterministically. A writer waits at most 15 s for the others (a backend that locks in
 /// `beforeAccess` serialises writers itself).
 final class WriteBarrier: Sendable {
     private let order: [String]
@@ -170,7 +170,7 @@ final class WriteBarrier: Sendable {
         update { $0.arrived.append(name) }
         let turn = order.firstIndex(of: name) ?? 0
         let order = order
-        await waitUntil(orAfter: .seconds(5)) { $0.arrived.count >= order.count && $0.done >= turn }
+        await waitUntil(orAfter: .seconds(15)) { $0.arrived.count >= order.count && $0.done >= turn }
     }
 
     fileprivate func finished() { update { $0.done += 1 } }

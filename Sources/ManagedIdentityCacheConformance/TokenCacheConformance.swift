@@ -3,60 +3,114 @@ import ManagedIdentity
 import ManagedIdentityTesting
 import Synchronization
 
-/// Checks that a cache backend keeps the promises of the hook contract: hook order, isolation of
-/// identities, hosts and resources, expiry edges, export and import, persistence across a restart,
-/// no write lost to a concurrent writer, the newer write winning, the retention rule, foreign
-/// entries dropped, failing hooks reported, and that random interleavings never serve a token to the
-/// wrong request.
+/// Checks that a cache backend keeps the promises of the hook contract, from outside the backend,
+/// through several instances over one store as several processes use it: hook order; isolation of
+/// identities, hosts and resources; writes, force refreshes and removals seen through every instance;
+/// one request per token across processes; expiry edges; persistence of every field across a
+/// restart; no write lost to a concurrent writer; the newer write winning (ties to the write); the
+/// retention rule on every order and on ties; versions that change with every write and never
+/// repeat, and hits that read nothing when nothing changed; a refresh lock released when its body
+/// throws; foreign entries dropped; failing hooks reported; and random interleavings that never serve
+/// a token to the wrong request.
 ///
 /// ```swift
 /// @Test func myBackendConforms() async throws {
-///     let directory = try makeTemporaryDirectory()
-///     try await TokenCacheConformance { try MyBackend(directory: directory) }.run()
+///     let store = try await MyStore.connectForTests()
+///     let verdict = try await TokenCacheConformance { MyBackend(store: store) }.run()
+///     print(verdict)   // what was checked, and what could not be
 /// }
 /// ```
 ///
 /// The factory is called once per simulated process or restart; every backend it returns must use
-/// the same storage. The suite uses fresh random identities, so the storage need not start empty.
-/// Clients point at an in-process ``FakeTokenEndpoint``: nothing is sent on the network.
+/// the same storage. The suite uses fresh random identities, so the storage need not start empty,
+/// but the removal check removes tokens it wrote (through ``TokenCacheStorage/remove(_:from:)``, or
+/// ``InspectableTokenCacheBackend/purge(expiredOnly:)`` for a backend of hooks). Clients point at
+/// an in-process ``FakeTokenEndpoint``: nothing is sent on the network. A store that takes time per
+/// call (100 µs, a networked store) needs no setting: every wait in the suite is a bound, not a
+/// measurement.
 public struct TokenCacheConformance: Sendable {
+    /// Who shares the store a backend keeps tokens in.
+    public enum Sharing: Sendable, Hashable {
+        /// Several processes or hosts use the store at once (files, a database, Redis): the suite
+        /// checks that they send one request per token (``TokenCacheStorage/withRefreshLock(partition:resource:_:)``).
+        case betweenProcesses
+        /// Only one process ever uses the store: the cross-process refresh lock is not checked, and
+        /// the verdict says so.
+        case withinOneProcess
+    }
+
     let makeBackend: @Sendable () async throws -> any TokenCacheBackend
+    /// Who shares the store.
+    public let sharing: Sharing
 
     /// Creates the suite for a backend.
-    /// - Parameter makeBackend: returns a backend over the shared storage; called for each simulated process.
-    public init(makeBackend: @escaping @Sendable () async throws -> any TokenCacheBackend) {
+    /// - Parameters:
+    ///   - sharing: whether several processes share the store (the default), or one process only.
+    ///   - makeBackend: returns a backend over the shared storage; called for each simulated process.
+    public init(sharing: Sharing = .betweenProcesses, makeBackend: @escaping @Sendable () async throws -> any TokenCacheBackend) {
+        self.sharing = sharing
         self.makeBackend = makeBackend
     }
 
     /// Runs every check.
-    /// - Throws: ``ConformanceFailure`` naming every check that failed.
-    public func run(interleavings: Int = 2_000) async throws {
+    /// - Returns: what was checked, and what could not be for this backend.
+    /// - Throws: ``ConformanceFailure`` naming every property that does not hold, each with what was
+    ///   observed and the fix.
+    @discardableResult
+    public func run(interleavings: Int = 2_000) async throws -> ConformanceVerdict {
         var failures: [ConformanceFailure] = []
+        var checked: [String] = []
+        var notChecked: [(property: String, reason: String)] = []
         let checks: [(String, @Sendable () async throws -> Void)] = [
             ("hook order", checkHookOrder),
+            ("write returns the stored partition", checkWriteReturnsTheStoredPartition),
             ("isolation", checkIsolation),
+            ("writes reach other instances", checkWritesReachOtherInstances),
+            ("hits read nothing when nothing changed", checkHitsReadNothingWhenNothingChanged),
             ("expiry edges", checkExpiryEdges),
             ("export and import", checkExportImport),
             ("persistence across a restart", checkPersistenceAcrossRestart),
             ("concurrent writers", checkConcurrentWriters),
+            ("newer write wins, ties to the write", checkNewerWriteWinsOnTies),
             ("retention", checkRetention),
+            ("retention on ties", checkRetentionOnTies),
             ("foreign entries", checkForeignEntriesAreDropped),
             ("failing hooks", checkFailingHooksAreReported),
             ("random interleavings", { try await checkRandomInterleavings(operations: interleavings) }),
         ]
+        let conditional: [(String, @Sendable () async throws -> String?)] = [
+            ("removal", checkRemoval),
+            ("one request per token across processes", checkOneRequestAcrossProcesses),
+            ("refresh lock released when its body throws", checkRefreshLockIsReleasedOnAThrow),
+        ]
         for (name, check) in checks {
             do {
                 try await check()
+                checked.append(name)
             } catch let failure as ConformanceFailure {
                 failures.append(failure)
             } catch {
-                failures.append(ConformanceFailure(check: name, message: "threw \(error)"))
+                failures.append(ConformanceFailure(check: name, message: "threw \(error) (no check throws for a backend that keeps the contract). Fix: a hook or storage verb must not throw for the suite's ordinary calls; see the error."))
+            }
+        }
+        for (name, check) in conditional {
+            do {
+                if let reason = try await check() {
+                    notChecked.append((name, reason))
+                } else {
+                    checked.append(name)
+                }
+            } catch let failure as ConformanceFailure {
+                failures.append(failure)
+            } catch {
+                failures.append(ConformanceFailure(check: name, message: "threw \(error) (no check throws for a backend that keeps the contract). Fix: a hook or storage verb must not throw for the suite's ordinary calls; see the error."))
             }
         }
         if !failures.isEmpty {
             throw ConformanceFailure(
                 check: "suite", message: failures.map(\.description).joined(separator: "\n"))
         }
+        return ConformanceVerdict(checked: checked, notChecked: notChecked)
     }
 
     // MARK: - Checks
@@ -99,7 +153,7 @@ public struct TokenCacheConformance: Sendable {
         host.endpoint.failNext(10)
         let failing = "https://order.example/failing/\(UUID().uuidString)"
         if (try? await client.token(for: failing)) != nil {
-            throw ConformanceFailure(check: check, message: "a failing endpoint produced a token")
+            throw ConformanceFailure(check: check, message: "a failing endpoint produced a token. Fix: a backend must not invent tokens; serve only what was stored.")
         }
         try expectSequence(
             recorder.takeSequence(),
@@ -117,7 +171,7 @@ public struct TokenCacheConformance: Sendable {
         let stale = try await client.token(for: refreshed)
         await client.waitForBackgroundRefreshes()
         guard stale.tokenSource == .cache, stale.cacheRefreshReason == .proactivelyRefreshed else {
-            throw ConformanceFailure(check: check, message: "a token past refresh_on was not served from the cache")
+            throw ConformanceFailure(check: check, message: "a token past refresh_on was not served from the cache. Fix: keep refreshOn and expiresOn as written; the token stays usable until its expiry.")
         }
         try expectSequence(
             recorder.takeSequence(),
@@ -128,7 +182,7 @@ public struct TokenCacheConformance: Sendable {
             ], check: check, flow: "background refresh")
         let fresh = try await client.token(for: refreshed)
         guard fresh.token != stale.token, fresh.tokenSource == .cache else {
-            throw ConformanceFailure(check: check, message: "the background refresh did not replace the cached token")
+            throw ConformanceFailure(check: check, message: "the background refresh did not replace the cached token. Fix: a write must replace the stored token of the same resource when its cachedAt is not earlier.")
         }
     }
 
@@ -162,7 +216,7 @@ public struct TokenCacheConformance: Sendable {
             let token = try await host.client(identity, cache: cache).token(for: resource)
             try expectClaims(token, host: host.name, identity: identity, resource: resource, check: check, label: label)
             if mustBeFresh, host.endpoint.requestCount != before + 1 || token.tokenSource != .identityProvider {
-                throw ConformanceFailure(check: check, message: "\(label): served another request's token from the cache")
+                throw ConformanceFailure(check: check, message: "\(label): served another request's token from the cache. Fix: key every stored token by its whole partition key (TokenCachePartitionKey.rawValue), resource and token type.")
             }
             tokens[label] = token.token
         }
@@ -171,7 +225,14 @@ public struct TokenCacheConformance: Sendable {
             let token = try await host.client(identity, cache: cache).token(for: resource)
             try expectClaims(token, host: host.name, identity: identity, resource: resource, check: check, label: label)
             if token.token != tokens[label] {
-                throw ConformanceFailure(check: check, message: "\(label): a cache hit returned a different token")
+                throw ConformanceFailure(
+                    check: check,
+                    message: "\(label): asked again, the cache returned another token of the right request "
+                        + "(\(describe(token)) instead of serial \(TokenClaims(token: tokens[label] ?? "")?.serial ?? 0)), so the first "
+                        + "was lost from memory or the store. Fix: key the store by the whole partition key "
+                        + "(TokenCachePartitionKey.rawValue; a key cut short or without the host puts several identities' tokens "
+                        + "in one place, and each write drops the others'), and return the whole stored partition from write "
+                        + "(if \"write returns the stored partition\" fails too, fix that first).")
             }
         }
         // A process that restarts on host B sees host A's user-assigned tokens (shared storage) but
@@ -193,28 +254,30 @@ public struct TokenCacheConformance: Sendable {
         host.endpoint.setLifetime(301)
         _ = try await client.token(for: resource)
         if try await client.token(for: resource).tokenSource != .cache {
-            throw ConformanceFailure(check: check, message: "a token valid for 301 s was not served from the cache")
+            throw ConformanceFailure(check: check, message: "a token valid for 301 s was not served from the cache. Fix: store expiresOn to the second and return the stored token from read.")
         }
         world.clock.advance(by: 1)
         let atMargin = try await client.token(for: resource)
         if atMargin.tokenSource != .identityProvider || atMargin.cacheRefreshReason != .expired {
-            throw ConformanceFailure(check: check, message: "a token valid for exactly 300 s was served from the cache")
+            throw ConformanceFailure(check: check, message: "a token valid for exactly 300 s was served from the cache. Fix: store expiresOn as given; do not round it up.")
         }
         host.endpoint.setLifetime(3600)
+        // A second later than the previous write, so the newer-write rule's tie (its own check) plays no part.
+        world.clock.advance(by: 1)
         _ = try await client.token(for: resource, options: TokenRequestOptions(forceRefresh: true))
         world.clock.advance(by: 3600 - 300 - 1)
         if try await client.token(for: resource).tokenSource != .cache {
-            throw ConformanceFailure(check: check, message: "a token valid for 301 s more was not served")
+            throw ConformanceFailure(check: check, message: "a token valid for 301 s more was not served. Fix: the newer token of a resource must replace the older one in the store and in what write returns.")
         }
         world.clock.advance(by: 2)
         if try await client.token(for: resource).tokenSource != .identityProvider {
-            throw ConformanceFailure(check: check, message: "a token inside the margin was served")
+            throw ConformanceFailure(check: check, message: "a token inside the margin was served. Fix: store expiresOn as given; do not extend it.")
         }
         // A restarted process does not serve a stored token that has since expired.
         world.clock.advance(by: 4000)
         let restarted = try host.client(client.identity, cache: TokenCache(backend: try await makeBackend()))
         if try await restarted.token(for: resource).tokenSource != .identityProvider {
-            throw ConformanceFailure(check: check, message: "an expired stored token was served after a restart")
+            throw ConformanceFailure(check: check, message: "an expired stored token was served after a restart. Fix: store expiresOn as given, in seconds since 1970 or an absolute date, never a relative lifetime.")
         }
     }
 
@@ -229,39 +292,63 @@ public struct TokenCacheConformance: Sendable {
         let first = try await host.client(identity, cache: source).token(for: resource)
         let client = try host.client(identity, cache: source)
         guard let bytes = source.partition(for: client.partitionKey)?.exportDocument() else {
-            throw ConformanceFailure(check: check, message: "the partition could not be exported")
+            throw ConformanceFailure(check: check, message: "the partition could not be exported. Fix: load the stored tokens into the partition in beforeAccess.")
         }
         let fresh = TokenCache()
         try fresh.importPartition(bytes)
         let before = host.endpoint.requestCount
         let token = try await host.client(identity, cache: fresh).token(for: resource)
         if host.endpoint.requestCount != before || token.token != first.token || token.tokenSource != .cache {
-            throw ConformanceFailure(check: check, message: "an imported partition was not served without a request")
+            throw ConformanceFailure(check: check, message: "an imported partition was not served without a request. Fix: do not replace a partition that is newer in memory with an older stored copy.")
         }
         // Importing a partition's document into another partition's serializer is refused.
         let otherClient = try host.client(.objectID(UUID().uuidString), cache: fresh)
         _ = try await otherClient.token(for: resource)
         do {
             try fresh.partition(for: otherClient.partitionKey)?.importDocument(bytes)
-            throw ConformanceFailure(check: check, message: "a document of another partition was imported")
+            throw ConformanceFailure(check: check, message: "a document of another partition was imported. Fix: never rekey a document to another partition.")
         } catch is TokenCacheSerializationError {}
     }
 
-    /// A token stored by one process is served by a restarted one, through the backend, without a request.
+    /// A token stored by one process is served by a restarted one, through the backend, without a
+    /// request, with every field as written: the resource byte for byte (mixed case), the token
+    /// type, the expiry and the refresh time to the second.
     public func checkPersistenceAcrossRestart() async throws {
         let check = "persistence across a restart"
         let world = World()
         let host = world.host("host-\(UUID().uuidString)")
         let identity = ManagedIdentityID.resourceID("/subscriptions/x/\(UUID().uuidString)")
-        let resource = "https://restart.example/\(UUID().uuidString)"
+        let resource = "https://Restart.example/Path/\(UUID().uuidString)"
+        host.endpoint.setLifetime(86_400, refreshIn: 3_600)
         let first = try await host.client(identity, cache: TokenCache(backend: try await makeBackend())).token(for: resource)
         let before = host.endpoint.requestCount
-        let restarted = try host.client(identity, cache: TokenCache(backend: try await makeBackend()))
+        let backend = try await makeBackend()
+        let restarted = try host.client(identity, cache: TokenCache(backend: backend))
         let token = try await restarted.token(for: resource)
         if host.endpoint.requestCount != before || token.token != first.token {
-            throw ConformanceFailure(check: check, message: "a restarted process did not get the stored token")
+            let stored = await StoredPartitionProbe.describe(backend, partition: restarted.partitionKey)
+            throw ConformanceFailure(
+                check: check,
+                message: "a restarted instance did not get the token stored before (\(describe(first))): it sent "
+                    + "\(host.endpoint.requestCount - before) request(s)\(stored.map { "; the store holds \($0)" } ?? ""). Fix: store "
+                    + "each token under its partition key, resource and token type exactly as written (byte for byte: "
+                    + "no lowercasing, trimming or normalising), and make write throw rather than return when the store "
+                    + "did not take the token (a swallowed error loses it).")
+        }
+        if token.refreshOn.map(Self.seconds) != first.refreshOn.map(Self.seconds) || Self.seconds(token.expiresOn) != Self.seconds(first.expiresOn)
+            || token.tokenType != first.tokenType
+        {
+            throw ConformanceFailure(
+                check: check,
+                message: "a restarted instance got the token with other fields: expires \(Self.seconds(token.expiresOn)) "
+                    + "(written \(Self.seconds(first.expiresOn))), refresh \(token.refreshOn.map { "\(Self.seconds($0))" } ?? "none") "
+                    + "(written \(first.refreshOn.map { "\(Self.seconds($0))" } ?? "none")), type \(token.tokenType) (written "
+                    + "\(first.tokenType)). Fix: store expiresOn, refreshOn (optional), cachedAt and tokenType of every entry, at "
+                    + "least to the second; a token without its refresh time is never refreshed in the background.")
         }
     }
+
+    static func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
 
     /// Random concurrent requests of many identities, hosts and resources against one shared
     /// storage: every token served names the request it was served to.
@@ -311,9 +398,15 @@ public struct TokenCacheConformance: Sendable {
         guard actual == expected else {
             throw ConformanceFailure(
                 check: check,
-                message: "\(flow): expected \(expected.joined(separator: ", ")); got \(actual.joined(separator: ", "))")
+                message: "\(flow): expected \(expected.joined(separator: ", ")); got \(actual.joined(separator: ", ")). Fix: a wrapper must call every hook of the backend it wraps, once each, in the order the cache calls them.")
         }
     }
+}
+
+/// A token by its claims (serial, identity, audience), never the token itself.
+func describe(_ token: AccessToken) -> String {
+    guard let claims = TokenClaims(token: token.token) else { return "a token the endpoint did not issue" }
+    return "serial \(claims.serial) for \(claims.identity), \(claims.audience)"
 }
 
 /// Fails if a token was issued for another host, identity or resource.
@@ -321,7 +414,7 @@ func expectClaims(
     _ token: AccessToken, host: String, identity: ManagedIdentityID, resource: String, check: String, label: String
 ) throws {
     guard let claims = TokenClaims(token: token.token) else {
-        throw ConformanceFailure(check: check, message: "\(label): the token served is not one the endpoint issued")
+        throw ConformanceFailure(check: check, message: "\(label): the token served is not one the endpoint issued. Fix: store the token text exactly as given.")
     }
     let expectedHost = identity == .systemAssigned ? host : claims.host
     guard claims.host == expectedHost, claims.identity == TokenClaims.identityClaim(identity), claims.audience == resource,
@@ -329,7 +422,7 @@ func expectClaims(
     else {
         throw ConformanceFailure(
             check: check,
-            message: "\(label): WRONG TOKEN: asked for \(identity) on \(host) for \(resource), got \(claims)")
+            message: "\(label): WRONG TOKEN: asked for \(identity) on \(host) for \(resource), got \(claims). Fix: key every stored token by its whole partition key, resource and token type, and return only that partition's tokens from read.")
     }
 }
 

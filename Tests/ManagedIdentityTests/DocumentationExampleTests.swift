@@ -10,6 +10,17 @@ struct DocumentationExampleTests {
     /// A versioned store in memory, standing in for Redis.
     actor MemoryStore: VersionedKeyValueStore {
         var values: [String: (value: [UInt8], version: UInt64)] = [:]
+        var leases: [String: (owner: String, until: ContinuousClock.Instant)] = [:]
+
+        func acquire(_ key: String, owner: String, lease: Duration) async throws -> Bool {
+            if let held = leases[key], held.owner != owner, held.until > .now { return false }
+            leases[key] = (owner, .now + lease)
+            return true
+        }
+
+        func release(_ key: String, owner: String) async throws {
+            if leases[key]?.owner == owner { leases[key] = nil }
+        }
 
         func get(_ key: String) async throws -> (value: [UInt8], version: UInt64)? { values[key] }
 

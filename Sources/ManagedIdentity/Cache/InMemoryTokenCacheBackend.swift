@@ -2,7 +2,8 @@ import Synchronization
 
 /// A storage that keeps partitions in memory, shared by every ``TokenCache`` that uses it: the
 /// reference implementation of ``TokenCacheStorage``, and a way for several caches in one process
-/// to see each other's tokens.
+/// to see each other's tokens. Caches that share it take turns on a token's refresh, so they send
+/// one request per token between them.
 public final class InMemoryTokenCacheBackend: TokenCacheStorage {
     private struct Stored {
         var generation: UInt64
@@ -11,9 +12,16 @@ public final class InMemoryTokenCacheBackend: TokenCacheStorage {
 
     private let stored = Mutex<[TokenCachePartitionKey: Stored]>([:])
     private let generations = Atomic<UInt64>(0)
+    private let refreshLocks = RefreshLocks()
+    /// How long a cache waits for another's refresh of the same token before fetching anyway.
+    public let refreshLockTimeout: Duration
 
     /// Creates an empty store.
-    public init() {}
+    /// - Parameter refreshLockTimeout: how long a cache waits for another cache's refresh of the same
+    ///   token before fetching it anyway.
+    public init(refreshLockTimeout: Duration = .seconds(10)) {
+        self.refreshLockTimeout = refreshLockTimeout
+    }
 
     /// The stored partition, when its generation differs from `version`.
     public func read(_ partition: TokenCachePartitionKey, version: inout UInt64?) async throws -> [TokenCacheEntry]? {
@@ -44,5 +52,16 @@ public final class InMemoryTokenCacheBackend: TokenCacheStorage {
             current.generation = generations.add(1, ordering: .relaxed).newValue
             stored[partition] = current
         }
+    }
+
+    /// Runs `body` while no other cache sharing this store refreshes the same token; a waiter gives
+    /// up after ``refreshLockTimeout`` and runs `body` anyway. The lock is released however `body` ends.
+    public func withRefreshLock<Result: Sendable>(
+        partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
+    ) async throws -> Result {
+        let name = partition.rawValue + "\n" + resource
+        let held = await refreshLocks.acquire(name, timeout: refreshLockTimeout)
+        defer { if held { refreshLocks.release(name) } }
+        return try await body()
     }
 }

@@ -1,14 +1,21 @@
 import Foundation
 import ManagedIdentity
 
-/// What this backend needs of a store: values by key, and an atomic compare-and-set on a version
-/// (Redis `WATCH`/`MULTI`, etcd's mod revision, a version column in a database row).
+/// What this backend needs of a store: values by key, an atomic compare-and-set on a version
+/// (Redis `WATCH`/`MULTI`, etcd's mod revision, a version column in a database row), and a lock
+/// with a lease (Redis `SET key owner NX PX lease`).
 public protocol VersionedKeyValueStore: Sendable {
-    /// The value of a key and its version (1 or more), or `nil` when the key holds nothing.
+    /// The value of a key and its version, or `nil` when the key holds nothing. Versions are 1 or
+    /// more and never repeat for a key, even after it is deleted and written again.
     func get(_ key: String) async throws -> (value: [UInt8], version: UInt64)?
     /// Stores `value` if the key's version is still `expected` (`nil`: the key must hold nothing).
     /// - Returns: the new version, or `nil` when another writer changed the key first.
     func set(_ key: String, _ value: [UInt8], ifVersion expected: UInt64?) async throws -> UInt64?
+    /// Takes `key` for `owner` unless another owner holds it; the store frees it when `lease` ends
+    /// by its own clock, so a process that dies holding it holds it no longer.
+    func acquire(_ key: String, owner: String, lease: Duration) async throws -> Bool
+    /// Frees `key` if `owner` still holds it.
+    func release(_ key: String, owner: String) async throws
 }
 
 /// A token cache backend over any versioned key-value store: one value per partition, holding its
@@ -58,6 +65,30 @@ public struct KeyValueTokenCacheStorage<Store: VersionedKeyValueStore>: TokenCac
             guard let stored = try await store.get(key(partition)) else { return }
             let kept = try decode(stored.value).filter { !removed.contains($0.key) }
             if try await store.set(key(partition), try encode(kept), ifVersion: stored.version) != nil { return }
+        }
+    }
+
+    /// Processes take turns on one token: the first fetches, the others wait (10 s at most, by this
+    /// process's clock) and then find its token. The lease (30 s) outlasts a fetch with its retries.
+    public func withRefreshLock<Result: Sendable>(
+        partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
+    ) async throws -> Result {
+        // The resource is user text: encoded, it is safe in any key space.
+        let lock = prefix + "lock/" + partition.rawValue + "/" + Data(resource.utf8).base64EncodedString()
+        let owner = UUID().uuidString
+        let deadline = ContinuousClock.now + .seconds(10)
+        var held = try await store.acquire(lock, owner: owner, lease: .seconds(30))
+        while !held, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            held = try await store.acquire(lock, owner: owner, lease: .seconds(30))
+        }
+        do {
+            let result = try await body()
+            if held { try? await store.release(lock, owner: owner) }
+            return result
+        } catch {
+            if held { try? await store.release(lock, owner: owner) }
+            throw error
         }
     }
 
