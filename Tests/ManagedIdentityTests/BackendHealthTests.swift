@@ -20,4 +20,11 @@ struct BackendHealthTests {
         #expect(!health.failed())
         #expect(health.isFailing)
     }
+
+    @Test func anOutagePastTheReportIntervalIsReportedAgain() {
+        let health = BackendHealth(reportInterval: .zero)
+        #expect(health.failed())
+        health.succeeded(since: health.mark(), logger: Logger(label: "test"))
+        #expect(health.failed(), "a new outage after the interval is reported")
+    }
 }

@@ -11,8 +11,14 @@ import Synchronization
 /// start an outage at every flap: an outage that starts within ``reportInterval`` of the last
 /// reported one is not reported again, so a flapping store is reported once for the lot.
 final class BackendHealth: Sendable {
+    /// The least time between two reported outages, by default.
+    static let defaultReportInterval: Duration = .seconds(30)
     /// The least time between two reported outages.
-    static let reportInterval: Duration = .seconds(30)
+    let reportInterval: Duration
+
+    init(reportInterval: Duration = BackendHealth.defaultReportInterval) {
+        self.reportInterval = reportInterval
+    }
 
     private let failing = Atomic<Bool>(false)
     private let lastReport = Mutex<ContinuousClock.Instant?>(nil)
@@ -30,7 +36,7 @@ final class BackendHealth: Sendable {
         guard !failing.exchange(true, ordering: .acquiringAndReleasing) else { return false }
         let now = ContinuousClock.now
         return lastReport.withLock { last in
-            if let last, now - last < Self.reportInterval { return false }
+            if let last, now - last < reportInterval { return false }
             last = now
             return true
         }
