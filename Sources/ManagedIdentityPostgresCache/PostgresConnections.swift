@@ -57,6 +57,19 @@ final class PostgresConnections: Sendable {
             disposeOfLate: { connection in Task { try? await connection.close() } })
     }
 
+    /// A connection given back after ``closeAll()`` (an operation still in flight when the backend
+    /// stopped) is idle when the backend goes: postgres-nio traps on a connection dropped open, so
+    /// each is closed, holding it until the close is done.
+    deinit {
+        let remaining = idle.withLock { idle in
+            defer { idle.removeAll() }
+            return idle
+        }
+        for connection in remaining where !connection.isClosed {
+            Task { try? await connection.close() }
+        }
+    }
+
     /// Closes the idle connections.
     func closeAll() async {
         for connection in idle.withLock({ idle in defer { idle.removeAll() }; return idle }) {
