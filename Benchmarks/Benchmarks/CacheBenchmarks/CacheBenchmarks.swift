@@ -63,6 +63,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: timeMetrics, maxDuration: .seconds(3), maxIterations: 100_000)
     registerPostgresBenchmarks()
     registerBurstBenchmarks()
+    registerOutageBenchmarks()
 
     // MARK: In-memory hits
 
