@@ -50,7 +50,7 @@ func registerOutageBenchmarks() {
         let configuration = PostgresTokenCacheBackend.Configuration(
             host: "127.0.0.1", port: 1, username: "mi", tls: .disable, encryptionKey: key)
         let backend = try PostgresTokenCacheBackend(configuration: configuration)
-        let running = Task { try? await backend.run() }
+        let running = Task { _ = try? await backend.run() }
         return MissState(
             client: client(.clientID("miss"), cache: TokenCache(backend: backend), endpoint: QuietIssuer(), clock: ManualClock(now: Date())),
             keepRunning: running)
