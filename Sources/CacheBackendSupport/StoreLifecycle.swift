@@ -31,6 +31,8 @@ package final class StoreLifecycle: Sendable {
         var attemptWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         var nextWaiter: UInt64 = 0
         var attempted = false
+        /// Callers of ``waitUntilSettled(within:)`` waiting for the store to open, fail or stop.
+        var settleWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
         /// Writes made while the store was not open, the newest per key, in arrival order.
         var pending: [String: Write] = [:]
         var pendingOrder: [String] = []
@@ -181,6 +183,38 @@ package final class StoreLifecycle: Sendable {
         if case .failed(let error) = phase { throw error }
     }
 
+    /// Waits until the store is open, failed for good or stopped, at most `within`, and says which;
+    /// woken by the change itself, not by polling (a cold start waits for the open, not for a tick).
+    package func waitUntilSettled(within: Duration) async -> Phase {
+        startOpening()
+        let id = state.withLock { state -> UInt64 in
+            state.nextWaiter &+= 1
+            return state.nextWaiter
+        }
+        let timeout = Task { [self] in
+            try? await Task.sleep(for: within)
+            let waiter = state.withLock { $0.settleWaiters.removeValue(forKey: id) }
+            waiter?.resume()
+        }
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let settled = state.withLock { state -> Bool in
+                if Self.isSettled(state.phase) { return true }
+                state.settleWaiters[id] = waiter
+                return false
+            }
+            if settled { waiter.resume() }
+        }
+        timeout.cancel()
+        return phase
+    }
+
+    private static func isSettled(_ phase: Phase) -> Bool {
+        switch phase {
+        case .open, .failed, .stopped: true
+        case .closed, .opening: false
+        }
+    }
+
     /// Runs until cancelled: keeps the store open, then marks it stopped.
     package func run() async {
         startOpening()
@@ -303,11 +337,18 @@ package final class StoreLifecycle: Sendable {
         state.withLock { $0.pending[key] != nil }
     }
 
+    /// The end of an open attempt: wakes those waiting for the first attempt, and, when the store
+    /// settled (open, failed, stopped), those waiting for that.
     private func finishAttempt() {
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.attempted = true
-            defer { state.attemptWaiters = [:] }
-            return Array(state.attemptWaiters.values)
+            var waiters = Array(state.attemptWaiters.values)
+            state.attemptWaiters = [:]
+            if Self.isSettled(state.phase) {
+                waiters += state.settleWaiters.values
+                state.settleWaiters = [:]
+            }
+            return waiters
         }
         for waiter in waiters { waiter.resume() }
     }

@@ -43,7 +43,12 @@ struct PostgresChangeTracker: Sendable, Equatable {
     /// Whether a reader holding `held` can skip the database: the listener is up and nothing was
     /// announced since.
     func isUnchanged(_ partition: TokenCachePartitionKey, since held: Version?) -> Bool {
-        listening && held == version(of: partition)
+        Self.isUnchanged(version(of: partition), listening: listening, since: held)
+    }
+
+    /// The same, from a version already looked up: the hit path hashes the partition key once.
+    static func isUnchanged(_ current: Version, listening: Bool, since held: Version?) -> Bool {
+        listening && held == current
     }
 
     /// The version a writer records after its own write (which the listener will also announce): one

@@ -48,19 +48,12 @@ extension PostgresTokenCacheBackend {
     /// Waits until the backend is ready to serve.
     /// - Throws: ``TokenCacheBackendError`` when it failed for good or is not ready within `timeout`.
     public func waitUntilReady(timeout: Duration) async throws(TokenCacheBackendError) {
-        let deadline = ContinuousClock.now + timeout
-        lifecycle.startOpening()
-        while true {
-            switch lifecycle.phase {
-            case .open: return
-            case .failed(let error): throw error
-            case .stopped: throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache has stopped")
-            case .closed, .opening: break
-            }
-            guard ContinuousClock.now < deadline else {
-                throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache could not reach its database in time")
-            }
-            try? await Task.sleep(for: .milliseconds(20))
+        switch await lifecycle.waitUntilSettled(within: timeout) {
+        case .open: return
+        case .failed(let error): throw error
+        case .stopped: throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache has stopped")
+        case .closed, .opening:
+            throw TokenCacheBackendError(kind: .io, message: "the PostgreSQL token cache could not reach its database in time")
         }
     }
 

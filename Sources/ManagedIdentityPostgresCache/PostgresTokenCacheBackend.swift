@@ -116,9 +116,9 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     /// The partition's rows when another writer changed them since `version`; no network when the
     /// listener is up and nothing was announced.
     public func read(_ partition: TokenCachePartitionKey, version: inout Version?) async throws -> [TokenCacheEntry]? {
-        let held = version
-        let (current, unchanged) = changes.withLock { ($0.version(of: partition), $0.isUnchanged(partition, since: held)) }
-        if unchanged { return nil }
+        // The hit path: one lookup under the lock, and nothing sent.
+        let (current, listening) = changes.withLock { ($0.version(of: partition), $0.listening) }
+        if PostgresChangeTracker.isUnchanged(current, listening: listening, since: version) { return nil }
         let entries = try await databaseOperation {
             try await self.connections.withConnection { connection in try await self.entries(connection, partition) }
         }

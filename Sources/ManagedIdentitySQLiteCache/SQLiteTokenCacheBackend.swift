@@ -275,17 +275,23 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     /// it above every generation it holds and above the time in milliseconds, which the old
     /// per-partition counts never reach.
     private static func nextGeneration(_ db: Database) throws -> Int64 {
-        try db.execute(
-            sql: """
-                INSERT INTO cache_metadata (name, value)
-                VALUES (?, CAST(MAX((SELECT COALESCE(MAX(generation), 0) FROM partitions),
-                                    CAST(strftime('%s', 'now') AS INTEGER) * 1000) + 1 AS TEXT))
-                ON CONFLICT(name) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
-                """,
+        // Every write takes one: a single statement when the counter exists (the common case), so a
+        // write does not scan the partitions for their highest generation.
+        var text = try String.fetchOne(
+            db, sql: "UPDATE cache_metadata SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = ? RETURNING value",
             arguments: [generationMetadataName])
-        guard let text = try String.fetchOne(db, sql: "SELECT value FROM cache_metadata WHERE name = ?", arguments: [generationMetadataName]),
-            let generation = Int64(text)
-        else {
+        if text == nil {
+            text = try String.fetchOne(
+                db,
+                sql: """
+                    INSERT INTO cache_metadata (name, value)
+                    VALUES (?, CAST(MAX((SELECT COALESCE(MAX(generation), 0) FROM partitions),
+                                        CAST(strftime('%s', 'now') AS INTEGER) * 1000) + 1 AS TEXT))
+                    RETURNING value
+                    """,
+                arguments: [generationMetadataName])
+        }
+        guard let text, let generation = Int64(text) else {
             throw TokenCacheBackendError(kind: .io, message: "the generation counter of the cache database is damaged")
         }
         return generation
