@@ -141,7 +141,6 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     /// The partition's rows when the database changed since `version` and the partition with it
     /// (one `PRAGMA data_version` when nothing changed).
     public func read(_ partition: TokenCachePartitionKey, version: inout Version?) async throws -> [TokenCacheEntry]? {
-        try lifecycle.ensureOpen()
         let held = version
         let writes = localWrites.load(ordering: .acquiring)
         // The hit path: one step of a prepared statement on the probe's own connection.
@@ -150,6 +149,8 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
         {
             return nil
         }
+        // Past the hit path (whose probe exists only once the database opened), the store must be open.
+        try lifecycle.ensureOpen()
         let (current, entries) = try await withDatabase { db -> (Version, [TokenCacheEntry]?) in
             let dataVersion = try self.currentDataVersion(db)
             let generation =
