@@ -18,6 +18,12 @@ struct EmulatorCommand: AsyncParsableCommand {
             With --source workload-identity it plays Microsoft Entra ID's token endpoint over HTTPS, writes its
             CA certificate (ca_file) and a federated token file, and reports the four AZURE_* variables:
               curl --cacert CA_FILE -X POST https://127.0.0.1:PORT/__emulator/rotate
+            With --protected-resource AUDIENCE it also serves a Key Vault-shaped API over HTTPS (resource_url,
+            trusting resource_ca_file) that accepts only the tokens it issued for AUDIENCE, and can challenge
+            or revoke them:
+              curl --cacert RESOURCE_CA_FILE -H "Authorization: Bearer $TOKEN" RESOURCE_URL/secrets/db-password
+              curl -X POST http://127.0.0.1:PORT/__emulator/resource/challenge -d '{"count":1}'
+              curl -X POST http://127.0.0.1:PORT/__emulator/resource/revoke
             """
     )
 
@@ -88,6 +94,12 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Flag(help: "Enforce IMDS's managed identity limits: 5 concurrent token requests and 20 per second, 429 beyond.")
     var imdsLimits = false
 
+    @Option(help: "Also serve a protected resource over HTTPS that accepts only tokens issued for this audience (such as https://vault.azure.net).")
+    var protectedResource: String?
+
+    @Option(help: "The protected resource's port; 0 picks a free one.")
+    var protectedResourcePort: Int = 0
+
     /// The default identities, or those given on the command line.
     var identities: [EmulatedIdentity] {
         var identities = EmulatedIdentity.defaults.filter { $0.isSystemAssigned && !noSystemAssigned }
@@ -107,6 +119,12 @@ struct EmulatorCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535.") }
+        guard (0...65535).contains(protectedResourcePort) else {
+            throw ValidationError("--protected-resource-port must be between 0 and 65535.")
+        }
+        if let protectedResource, URL(string: protectedResource)?.scheme == nil {
+            throw ValidationError("--protected-resource is an audience URI, such as https://vault.azure.net.")
+        }
         guard lifetime > 0 else { throw ValidationError("--lifetime must be positive.") }
         for value in userAssigned where value.split(separator: ",", omittingEmptySubsequences: false).first?.isEmpty != false {
             throw ValidationError("--user-assigned needs a client id: client-id[,object-id[,resource-id]].")
@@ -122,7 +140,8 @@ struct EmulatorCommand: AsyncParsableCommand {
                     tokenLifetime: lifetime,
                     expiresOnFormat: expiresOnFormat, refreshIn: refreshIn, tenantID: tenantID,
                     workloadIdentityDirectory: workloadIdentityDir, federatedTokenLifetime: federatedTokenLifetime,
-                    throttle: imdsLimits ? .imds : nil),
+                    throttle: imdsLimits ? .imds : nil,
+                    protectedResource: protectedResource.map { ProtectedResource(audience: $0, port: protectedResourcePort) }),
                 logger: logger)
             emulator.inject(
                 EmulatorFaults(
@@ -147,18 +166,28 @@ struct EmulatorService: Service {
         if let envFile {
             try emulator.exportLines.write(toFile: envFile, atomically: true, encoding: .utf8)
         }
+        // The protected resource's CA, for curl --cacert and other processes' trust: a private directory.
+        var resourceCAFile: String?
+        if emulator.resourceURL != nil, let pem = emulator.certificateAuthorityPEM {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mi-emulator-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            resourceCAFile = directory + "/ca.pem"
+            try pem.write(toFile: directory + "/ca.pem", atomically: true, encoding: .utf8)
+        }
+        defer { if let resourceCAFile { try? FileManager.default.removeItem(atPath: (resourceCAFile as NSString).deletingLastPathComponent) } }
         // Straight to the descriptor: stdout is buffered when it is a pipe, and the reader waits for this line.
-        FileHandle.standardOutput.write(Data((readyLine + "\n").utf8))
+        FileHandle.standardOutput.write(Data((readyLine(resourceCAFile: resourceCAFile) + "\n").utf8))
         try? await gracefulShutdown()
         await emulator.stop()
     }
 
-    var readyLine: String {
+    func readyLine(resourceCAFile: String?) -> String {
         let ready = ReadyLine(
             event: "ready", source: emulator.configuration.source.rawValue, endpoint: emulator.endpoint,
             port: emulator.port, environment: emulator.environment, thumbprint: emulator.thumbprint,
             arcKeyDirectory: emulator.arcKeyDirectory, caFile: emulator.caFile,
-            federatedTokenFile: emulator.federatedTokenFile, identities: emulator.configuration.identities)
+            federatedTokenFile: emulator.federatedTokenFile, identities: emulator.configuration.identities,
+            resourceURL: emulator.resourceURL, resourceCAFile: resourceCAFile)
         return (try? jsonLine(ready)) ?? #"{"event":"ready"}"#
     }
 
@@ -173,12 +202,16 @@ struct EmulatorService: Service {
         var caFile: String?
         var federatedTokenFile: String?
         var identities: [EmulatedIdentity]
+        var resourceURL: String?
+        var resourceCAFile: String?
 
         enum CodingKeys: String, CodingKey {
             case event, source, endpoint, port, environment, thumbprint, identities
             case arcKeyDirectory = "arc_key_directory"
             case caFile = "ca_file"
             case federatedTokenFile = "federated_token_file"
+            case resourceURL = "resource_url"
+            case resourceCAFile = "resource_ca_file"
         }
     }
 }

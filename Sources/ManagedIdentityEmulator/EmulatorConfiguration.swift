@@ -29,6 +29,8 @@ public struct EmulatorConfiguration: Sendable {
     /// Limits to enforce as IMDS does (429 beyond them), or `nil` for none. ``EmulatorThrottle/imds``
     /// plays IMDS's: 5 concurrent requests and 20 per second.
     public var throttle: EmulatorThrottle?
+    /// A protected resource to serve over HTTPS beside the token endpoint, or `nil` for none.
+    public var protectedResource: ProtectedResource?
 
     /// The tenant of the emulated Microsoft Entra ID, fixed so a cache survives emulator restarts.
     public static let defaultTenantID = "7e7a7e7a-0000-4000-8000-00000000e17a"
@@ -46,9 +48,11 @@ public struct EmulatorConfiguration: Sendable {
         tenantID: String = EmulatorConfiguration.defaultTenantID,
         workloadIdentityDirectory: String? = nil,
         federatedTokenLifetime: Int = 3600,
-        throttle: EmulatorThrottle? = nil
+        throttle: EmulatorThrottle? = nil,
+        protectedResource: ProtectedResource? = nil
     ) {
         self.throttle = throttle
+        self.protectedResource = protectedResource
         self.source = source
         self.port = port
         self.identities = identities

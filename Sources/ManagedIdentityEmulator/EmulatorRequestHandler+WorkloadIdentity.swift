@@ -106,6 +106,7 @@ extension EmulatorRequestHandler {
                 audience: resource, identity: identity.label, appID: identity.clientID, objectID: identity.objectID,
                 source: configuration.source.rawValue, serial: next.serial, issuedAt: issuedAt,
                 expiresAt: issuedAt + next.lifetime)
+            state.recordIssued(claims)
             var fields: [(String, Any)] = [
                 ("token_type", "Bearer"), ("expires_in", next.lifetime), ("ext_expires_in", next.lifetime),
             ]

@@ -297,6 +297,7 @@ struct EmulatorRequestHandler: Sendable {
         let claims = TokenClaims(
             audience: resource, identity: identity.label, appID: identity.clientID, objectID: identity.objectID,
             source: configuration.source.rawValue, serial: next.serial, issuedAt: issuedAt, expiresAt: expiresAt)
+        state.recordIssued(claims)
         var fields: [(String, Any)] = [("access_token", claims.token), ("resource", resource), ("token_type", "Bearer")]
 
         let defaultsToExpiresIn = [.imds, .azureArc, .cloudShell].contains(configuration.source)

@@ -1,4 +1,5 @@
 import Foundation
+import ManagedIdentityTesting
 import Synchronization
 
 /// A request the emulator refused because the real service would refuse it.
@@ -27,6 +28,8 @@ public struct EmulatorStatistics: Sendable, Codable {
     public var throttled: Int = 0
     /// The most token requests that were in progress at once.
     public var peakConcurrentRequests: Int = 0
+    /// What the protected resource has seen, when the emulator serves one.
+    public var resource = ProtectedResourceStatistics()
 
     enum CodingKeys: String, CodingKey {
         case requests
@@ -36,6 +39,7 @@ public struct EmulatorStatistics: Sendable, Codable {
         case violations
         case throttled
         case peakConcurrentRequests = "peak_concurrent_requests"
+        case resource
     }
 }
 
@@ -114,6 +118,14 @@ final class EmulatorState: Sendable {
         var federatedToken: (content: String, expires: Date)?
         var window = EmulatorThrottle.Window()
         var throttled = 0
+        /// The claims of every token issued, by serial: the protected resource accepts only these.
+        var issued: [Int: TokenClaims] = [:]
+        var resource = ProtectedResourceStatistics()
+        /// Claims challenges the resource is to send to the next requests.
+        var challengeNext = 0
+        /// Tokens with a serial up to this one were revoked, at `revokedAt` (seconds since 1970).
+        var revokedThroughSerial = 0
+        var revokedAt = 0
     }
 
     let throttle: EmulatorThrottle?
@@ -196,7 +208,7 @@ final class EmulatorState: Sendable {
             EmulatorStatistics(
                 requests: $0.requests, tokensIssued: $0.tokensIssued, challenges: $0.challenges,
                 requestsByIdentityAndResource: $0.byIdentityAndResource, violations: $0.violations,
-                throttled: $0.throttled, peakConcurrentRequests: $0.window.peakInProgress)
+                throttled: $0.throttled, peakConcurrentRequests: $0.window.peakInProgress, resource: $0.resource)
         }
     }
 
@@ -219,6 +231,7 @@ final class EmulatorState: Sendable {
             state.violations = []
             state.throttled = 0
             state.window.peakInProgress = state.window.inProgress
+            state.resource = ProtectedResourceStatistics()
         }
     }
 

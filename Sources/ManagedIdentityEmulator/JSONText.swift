@@ -8,7 +8,9 @@ enum JSONText {
 
     static func value(_ value: Any) -> String {
         switch value {
+        case let bool as Bool: bool ? "true" : "false"
         case let int as Int: String(int)
+        case let fields as [(String, Any)]: object(fields)
         case let string as String: Self.string(string)
         case let ints as [Int]: "[" + ints.map(String.init).joined(separator: ",") + "]"
         case let strings as [String]: "[" + strings.map(Self.string).joined(separator: ",") + "]"

@@ -42,6 +42,7 @@ public final class ManagedIdentityEmulator: Sendable {
 
     private struct Running {
         var port: Int
+        var resourcePort: Int?
         var group: ServiceGroup
         var task: Task<Void, any Error>
     }
@@ -55,7 +56,7 @@ public final class ManagedIdentityEmulator: Sendable {
         self.state = EmulatorState(configuration: configuration)
         self.logger = logger ?? Logger(label: "managed-identity-emulator", factory: { _ in SwiftLogNoOpLogHandler() })
         let secure = configuration.source == .serviceFabric || configuration.source == .workloadIdentity
-        self.authority = secure ? try EmulatorCertificateAuthority() : nil
+        self.authority = secure || configuration.protectedResource != nil ? try EmulatorCertificateAuthority() : nil
         if configuration.source == .workloadIdentity, let authority {
             let files = try WorkloadIdentityFiles.prepare(directory: configuration.workloadIdentityDirectory)
             self.workloadIdentityFiles = files
@@ -102,41 +103,53 @@ public final class ManagedIdentityEmulator: Sendable {
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
             try await Self.respond(to: request, handler: finalHandler)
         }
-        let server: HTTPServerBuilder
-        if let authority {
-            server = try .tls(
-                .http1(),
-                tlsConfiguration: TLSConfiguration.makeServerConfiguration(
-                    certificateChain: [.certificate(authority.serverCertificate)],
-                    privateKey: .privateKey(authority.serverKey)))
-        } else {
-            server = .http1()
+        let secure = configuration.source == .serviceFabric || configuration.source == .workloadIdentity
+        let (ready, readyContinuation) = AsyncStream<(listener: Int, port: Int)>.makeStream()
+        let expected = configuration.protectedResource == nil ? 1 : 2
+        func application(_ responder: CallbackResponder<BasicRequestContext>, tls: Bool, port: Int, listener: Int) throws -> some Service {
+            let server: HTTPServerBuilder
+            if tls, let authority {
+                server = try .tls(
+                    .http1(),
+                    tlsConfiguration: TLSConfiguration.makeServerConfiguration(
+                        certificateChain: [.certificate(authority.serverCertificate)],
+                        privateKey: .privateKey(authority.serverKey)))
+            } else {
+                server = .http1()
+            }
+            return Application(
+                responder: responder,
+                server: server,
+                configuration: ApplicationConfiguration(address: .hostname("127.0.0.1", port: port), serverName: nil),
+                onServerRunning: { channel in readyContinuation.yield((listener, channel.localAddress?.port ?? 0)) },
+                logger: logger
+            )
         }
-        let (ready, readyContinuation) = AsyncStream<Int>.makeStream()
-        let app = Application(
-            responder: responder,
-            server: server,
-            configuration: ApplicationConfiguration(
-                address: .hostname("127.0.0.1", port: configuration.port), serverName: nil),
-            onServerRunning: { channel in
-                readyContinuation.yield(channel.localAddress?.port ?? 0)
-                readyContinuation.finish()
-            },
-            logger: logger
-        )
-        let group = ServiceGroup(services: [app], logger: logger)
+        var services: [any Service] = [try application(responder, tls: secure, port: configuration.port, listener: 0)]
+        if let resource = configuration.protectedResource {
+            let resourceHandler = ProtectedResourceHandler(
+                resource: resource, state: state, tenantID: configuration.tenantID, now: { Date() })
+            let resourceResponder = CallbackResponder<BasicRequestContext> { request, _ in
+                try await Self.respond(to: request, resource: resourceHandler)
+            }
+            services.append(try application(resourceResponder, tls: true, port: resource.port, listener: 1))
+        }
+        let group = ServiceGroup(services: services, logger: logger)
         let task = Task {
             defer { readyContinuation.finish() }
             try await group.run()
         }
-        var port: Int?
-        for await value in ready { port = value }
-        guard let port, port > 0 else {
+        var ports: [Int: Int] = [:]
+        for await (listener, port) in ready {
+            ports[listener] = port
+            if ports.count == expected { break }
+        }
+        guard let port = ports[0], port > 0, configuration.protectedResource == nil || (ports[1] ?? 0) > 0 else {
             task.cancel()
-            _ = try await task.value
+            _ = try? await task.value
             throw EmulatorError(message: "The emulator could not listen on 127.0.0.1:\(configuration.port).")
         }
-        running.withLock { $0 = Running(port: port, group: group, task: task) }
+        running.withLock { $0 = Running(port: port, resourcePort: ports[1], group: group, task: task) }
     }
 
     /// Stops serving and removes the Azure Arc key files it wrote.
@@ -153,6 +166,24 @@ public final class ManagedIdentityEmulator: Sendable {
 
     /// The port it listens on, once started.
     public var port: Int { running.withLock { $0?.port ?? 0 } }
+
+    /// The protected resource's base URL (`https://127.0.0.1:port`), when the emulator serves one.
+    public var resourceURL: String? {
+        running.withLock { $0?.resourcePort }.map { "https://127.0.0.1:\($0)" }
+    }
+
+    /// The PEM certificate of the authority that signed the emulator's HTTPS server certificate (the
+    /// protected resource, Service Fabric, workload identity); trust it instead of turning
+    /// verification off. `nil` for an emulator that serves only plain HTTP.
+    public var certificateAuthorityPEM: String? { authority?.authorityPEM }
+
+    /// Answers the next `count` resource requests that carry a valid token with a claims challenge.
+    public func challengeNextResourceRequests(_ count: Int) { state.challengeNext(count) }
+
+    /// Revokes every token issued so far, as Continuous Access Evaluation does when an account is
+    /// disabled or its permissions change: the resource challenges them with claims (`nbf` = now),
+    /// and accepts only tokens issued afterwards.
+    public func revokeIssuedTokens() { state.revokeIssued(now: Date()) }
 
     /// The token endpoint URL.
     public var endpoint: String {
@@ -273,6 +304,19 @@ public final class ManagedIdentityEmulator: Sendable {
 
     static let controlPrefix = "/__emulator/"
 
+    private static func respond(to request: Request, resource: ProtectedResourceHandler) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: 1 << 16)
+        let query = (request.uri.query.map { FormDecoding.decode($0) } ?? []) ?? []
+        var headers = request.headers.map { ($0.name.canonicalName, $0.value) }
+        // HTTP/1.1's Host arrives as the request's authority.
+        if let authority = request.head.authority { headers.append(("host", authority)) }
+        return makeResponse(
+            resource.handle(
+                EmulatorRequest(
+                    method: request.method.rawValue, path: request.uri.path, query: query, headers: headers, body: Array(buffer: body))))
+    }
+
     private static func respond(to request: Request, handler: EmulatorRequestHandler) async throws -> Response {
         var request = request
         let body = try await request.collectBody(upTo: 1 << 16)
@@ -299,6 +343,7 @@ public final class ManagedIdentityEmulator: Sendable {
     }
 
     /// `GET /__emulator/stats`, `POST /__emulator/faults` (an ``EmulatorFaults`` JSON), `POST /__emulator/reset`,
+    /// `POST /__emulator/resource/challenge` (`{"count": N}`), `POST /__emulator/resource/revoke`,
     /// and for workload identity `POST /__emulator/rotate` (a new federated token file).
     private static func control(path: String, method: String, body: [UInt8], handler: EmulatorRequestHandler) throws -> Response {
         switch (method, String(path.dropFirst(controlPrefix.count))) {
@@ -318,6 +363,16 @@ public final class ManagedIdentityEmulator: Sendable {
                 return makeResponse(EmulatorResponse(status: 404, body: #"{"error":"only the workload identity emulator rotates its token file"}"#))
             }
             try rotate()
+            return makeResponse(EmulatorResponse(status: 204, body: ""))
+        case ("POST", "resource/challenge"):
+            struct Count: Decodable { var count: Int }
+            guard let count = try? JSONDecoder().decode(Count.self, from: Data(body)) else {
+                return makeResponse(EmulatorResponse(status: 400, body: #"{"error":"expected {\"count\": N}"}"#))
+            }
+            handler.state.challengeNext(count.count)
+            return makeResponse(EmulatorResponse(status: 204, body: ""))
+        case ("POST", "resource/revoke"):
+            handler.state.revokeIssued(now: Date())
             return makeResponse(EmulatorResponse(status: 204, body: ""))
         case ("POST", "reset"):
             handler.state.resetCounts()

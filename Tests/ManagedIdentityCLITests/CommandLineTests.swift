@@ -123,6 +123,36 @@ struct CommandLineTests {
         #expect(stopped.status == 0)
     }
 
+    @Test func theEmulatorProcessServesAProtectedResourceThatTakesItsTokens() async throws {
+        let (emulator, ready) = try await startEmulator(["--source", "imds", "--protected-resource", "https://vault.azure.net"])
+        defer { if emulator.process.isRunning { kill(emulator.process.processIdentifier, SIGKILL) } }
+        let environment = try #require(ready["environment"] as? [String: String])
+        let resourceURL = try #require(ready["resource_url"] as? String)
+        let caFile = try #require(ready["resource_ca_file"] as? String)
+        #expect(resourceURL.hasPrefix("https://127.0.0.1:"))
+        let token = try await run(
+            ["token", "--resource", "https://vault.azure.net", "--cache", "memory", "--output", "token"], environment: environment)
+        #expect(token.status == 0, "\(token.errors)")
+        // Another process, trusting only the emulator's CA file, calls the resource with and without the token.
+        let script = """
+            import ssl, sys, urllib.request, urllib.error
+            context = ssl.create_default_context(cafile=sys.argv[2])
+            for authorization in (sys.argv[3], None):
+                request = urllib.request.Request(sys.argv[1] + "/secrets/db-password")
+                if authorization: request.add_header("Authorization", "Bearer " + authorization)
+                try:
+                    print(urllib.request.urlopen(request, context=context).status)
+                except urllib.error.HTTPError as error:
+                    print(error.code, error.headers.get("WWW-Authenticate", "").split(" ")[0])
+            """
+        let calls = try await ChildProcess.run(
+            "/usr/bin/env", ["python3", "-c", script, resourceURL, caFile, token.output.trimmingCharacters(in: .whitespacesAndNewlines)])
+        #expect(calls.output.split(separator: "\n") == ["200", "401 Bearer"], "\(calls.errors)")
+        kill(emulator.process.processIdentifier, SIGTERM)
+        _ = await emulator.finished()
+        #expect(!FileManager.default.fileExists(atPath: caFile))
+    }
+
     /// Starts `managed-identity emulator` and reads its ready line.
     func startEmulator(_ arguments: [String]) async throws -> (ChildProcess, [String: Any]) {
         let emulator = ChildProcess("managed-identity", ["emulator"] + arguments)
