@@ -12,6 +12,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ManagedIdentity", targets: ["ManagedIdentity"]),
+        // The credential protocol alone, for libraries that take any credential (Foundation only).
+        .library(name: "TokenCredentials", targets: ["TokenCredentials"]),
+        // Bearer-token requests: a swift-openapi-runtime middleware and an async-http-client helper.
+        .library(name: "AuthenticatedHTTP", targets: ["AuthenticatedHTTP"]),
         .library(name: "ManagedIdentityFileCache", targets: ["ManagedIdentityFileCache"]),
         .library(name: "ManagedIdentitySQLiteCache", targets: ["ManagedIdentitySQLiteCache"]),
         .library(name: "ManagedIdentityPostgresCache", targets: ["ManagedIdentityPostgresCache"]),
@@ -37,13 +41,32 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        // The middleware protocol generated OpenAPI clients call; small (swift-http-types only).
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        // Tests only: the transport a generated client uses over async-http-client.
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
         // Builds the DocC catalog (`swift package generate-documentation`); nothing links it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
+        .target(name: "TokenCredentials", swiftSettings: swiftSettings),
+        .target(
+            name: "AuthenticatedHTTP",
+            dependencies: [
+                "TokenCredentials",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "ManagedIdentity",
             dependencies: [
+                "TokenCredentials",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -166,6 +189,7 @@ let package = Package(
             name: "ManagedIdentityTests",
             dependencies: [
                 "ManagedIdentity",
+                "TokenCredentials",
                 "TestSupport",
                 "ManagedIdentityCacheConformance",
                 "ManagedIdentityTesting",
@@ -220,6 +244,22 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "AuthenticatedHTTPTests",
+            dependencies: [
+                "AuthenticatedHTTP", "TokenCredentials", "ManagedIdentity", "ManagedIdentityEmulator", "ManagedIdentityTesting",
+                "TestSupport",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            exclude: ["openapi.yaml", "openapi-generator-config.yaml"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
