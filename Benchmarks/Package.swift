@@ -10,6 +10,8 @@ let package = Package(
         .package(name: "swift-managed-identity", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .executableTarget(
@@ -18,6 +20,10 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ManagedIdentity", package: "swift-managed-identity"),
+                .product(name: "TokenCredentials", package: "swift-managed-identity"),
+                .product(name: "AuthenticatedHTTP", package: "swift-managed-identity"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ManagedIdentityFileCache", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentitySQLiteCache", package: "swift-managed-identity"),
                 .product(name: "ManagedIdentityPostgresCache", package: "swift-managed-identity"),

@@ -64,6 +64,7 @@ let benchmarks: @Sendable () -> Void = {
     registerPostgresBenchmarks()
     registerBurstBenchmarks()
     registerOutageBenchmarks()
+    registerMiddlewareBenchmarks()
 
     // MARK: In-memory hits
 
