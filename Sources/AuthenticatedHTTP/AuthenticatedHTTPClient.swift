@@ -28,6 +28,8 @@ public struct AuthenticatedHTTPClient: Sendable {
     public let credential: any TokenCredential
     /// Which token a request gets and where tokens may go.
     public let policy: BearerTokenPolicy
+    private let fixedContext: TokenRequestContext?
+    private let headers = AuthorizationHeaderCache { $0 }
 
     /// Creates a client.
     /// - Parameters:
@@ -38,6 +40,7 @@ public struct AuthenticatedHTTPClient: Sendable {
         self.httpClient = httpClient
         self.credential = credential
         self.policy = policy
+        self.fixedContext = policy.fixedContext
     }
 
     /// Sends `request` with a bearer token; after a claims challenge, once more with a fresh token.
@@ -50,8 +53,8 @@ public struct AuthenticatedHTTPClient: Sendable {
         }
         let scope = try policy.scope(for: url)
         var request = request
-        request.headers.replaceOrAdd(
-            name: "Authorization", value: BearerTokenPolicy.authorization(try await credential.token(for: policy.context(scope: scope))))
+        let token = try await credential.token(for: fixedContext ?? policy.context(scope: scope))
+        request.headers.replaceOrAdd(name: "Authorization", value: headers.header(for: token.token))
         let response = try await httpClient.execute(request, timeout: timeout, logger: logger)
         guard response.status.code == 401,
             let claims = ClaimsChallenge.claims(status: 401, wwwAuthenticate: response.headers["WWW-Authenticate"])
@@ -60,7 +63,7 @@ public struct AuthenticatedHTTPClient: Sendable {
         _ = try? await response.body.collect(upTo: 1 << 16)
         request.headers.replaceOrAdd(
             name: "Authorization",
-            value: BearerTokenPolicy.authorization(try await credential.token(for: policy.context(scope: scope, claims: claims))))
+            value: headers.header(for: try await credential.token(for: policy.context(scope: scope, claims: claims)).token))
         return try await httpClient.execute(request, timeout: timeout, logger: logger)
     }
 }

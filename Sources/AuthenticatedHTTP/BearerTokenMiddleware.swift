@@ -29,11 +29,14 @@ public struct BearerTokenMiddleware: ClientMiddleware {
     public let credential: any TokenCredential
     /// Which token a request gets and where tokens may go.
     public let policy: BearerTokenPolicy
+    private let fixedContext: TokenRequestContext?
+    private let headers = AuthorizationHeaderCache { HTTPField(name: .authorization, value: $0) }
 
     /// Creates a middleware.
     public init(credential: any TokenCredential, policy: BearerTokenPolicy = BearerTokenPolicy()) {
         self.credential = credential
         self.policy = policy
+        self.fixedContext = policy.fixedContext
     }
 
     /// Creates a middleware that asks for `scope` for every request.
@@ -48,17 +51,21 @@ public struct BearerTokenMiddleware: ClientMiddleware {
     ) async throws -> (HTTPResponse, HTTPBody?) {
         let scope = try policy.scope(for: baseURL)
         var request = request
-        request.headerFields[.authorization] = BearerTokenPolicy.authorization(
-            try await credential.token(for: policy.context(scope: scope)))
-        let (body, replayable) = try await Self.replayable(body, upTo: policy.maximumReplayedBodySize)
+        let token = try await credential.token(for: fixedContext ?? policy.context(scope: scope))
+        request.headerFields[fields: .authorization] = [headers.header(for: token.token)]
+        // Most requests have no body, or one that can be read again: nothing to wait for.
+        let (body, replayable) =
+            body.map { $0.iterationBehavior == .multiple } ?? true
+            ? (body, true) : try await Self.replayable(body, upTo: policy.maximumReplayedBodySize)
         let (response, responseBody) = try await next(request, body, baseURL)
         guard response.status.code == 401, replayable,
             let claims = ClaimsChallenge.claims(status: 401, wwwAuthenticate: response.headerFields[values: .wwwAuthenticate])
         else { return (response, responseBody) }
         // The challenged response is read and dropped, so its connection can serve the retry.
         if let responseBody { _ = try? await ArraySlice(collecting: responseBody, upTo: 1 << 16) }
-        request.headerFields[.authorization] = BearerTokenPolicy.authorization(
-            try await credential.token(for: policy.context(scope: scope, claims: claims)))
+        request.headerFields[fields: .authorization] = [
+            headers.header(for: try await credential.token(for: policy.context(scope: scope, claims: claims)).token)
+        ]
         return try await next(request, body, baseURL)
     }
 

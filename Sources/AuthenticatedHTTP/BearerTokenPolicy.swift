@@ -53,19 +53,33 @@ public struct BearerTokenPolicy: Sendable {
     /// The scope of a request to `url`.
     /// - Throws: ``AuthenticatedHTTPError`` when no token may go there.
     public func scope(for url: URL) throws(AuthenticatedHTTPError) -> String {
-        try scope(scheme: url.scheme, host: url.host)
+        // The scheme read from the URL's text: cheaper than `URL.scheme`, and this runs on every request.
+        let text = url.absoluteString
+        try checkScheme(text.utf8.firstIndex(of: UInt8(ascii: ":")).map { text[..<$0].utf8 })
+        // A fixed scope needs no host: the request path of every call stays free of parsing it.
+        if case .fixed(let scope) = scope, !scope.isEmpty { return scope }
+        return try scope(ofHost: url.host)
     }
 
     /// The scope of a request to `host` over `scheme`.
     /// - Throws: ``AuthenticatedHTTPError`` when no token may go there.
     public func scope(scheme: String?, host: String?) throws(AuthenticatedHTTPError) -> String {
-        let scheme = scheme?.lowercased()
-        guard scheme == "https" || (allowsPlainHTTP && scheme == "http") else {
+        try checkScheme(scheme?[...].utf8)
+        if case .fixed(let scope) = scope, !scope.isEmpty { return scope }
+        return try scope(ofHost: host)
+    }
+
+    /// Refuses a scheme a token may not travel over.
+    func checkScheme(_ scheme: Substring.UTF8View?) throws(AuthenticatedHTTPError) {
+        guard let scheme, Self.equalsIgnoringCase(scheme, "https") || (allowsPlainHTTP && Self.equalsIgnoringCase(scheme, "http")) else {
             throw AuthenticatedHTTPError(
                 code: .insecureURL,
-                message: "A bearer token is sent only over https, and this request's scheme is \(scheme ?? "missing"). "
+                message: "A bearer token is sent only over https, and this request's scheme is \(scheme.map { String(Substring($0)) } ?? "missing"). "
                     + "Use the service's https URL.")
         }
+    }
+
+    private func scope(ofHost host: String?) throws(AuthenticatedHTTPError) -> String {
         guard let host, !host.isEmpty else {
             throw AuthenticatedHTTPError(code: .noScopeForHost, message: "The request's URL has no host.")
         }
@@ -84,11 +98,20 @@ public struct BearerTokenPolicy: Sendable {
         return chosen
     }
 
+    /// ASCII comparison without case, allocating nothing (a scheme is compared on every request).
+    static func equalsIgnoringCase(_ text: Substring.UTF8View, _ lowercase: StaticString) -> Bool {
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        return text.count == expected.count && zip(text, expected).allSatisfy { $0 | 0x20 == $1 }
+    }
+
     /// What to ask the credential for: the request's scope, with a challenge's claims when there are.
     func context(scope: String, claims: String? = nil) -> TokenRequestContext {
         TokenRequestContext(scopes: [scope], claims: claims, tenantID: tenantID)
     }
 
-    /// `Authorization`'s value for a token.
-    static func authorization(_ token: AccessTokenInfo) -> String { "Bearer " + token.token }
+    /// The context of a fixed scope, made once: a request with it allocates no array of scopes.
+    var fixedContext: TokenRequestContext? {
+        guard case .fixed(let scope) = scope, !scope.isEmpty else { return nil }
+        return context(scope: scope)
+    }
 }

@@ -31,7 +31,7 @@ func registerMiddlewareBenchmarks() {
     }
 
     Benchmark("Middleware baseline: the same request without the middleware", configuration: .init(scalingFactor: .kilo)) {
-        benchmark, _ in
+        benchmark in
         let next: @Sendable (HTTPRequest, HTTPBody?, URL) async throws -> (HTTPResponse, HTTPBody?) = { request, _, _ in
             blackHole(request)
             return (ok, nil)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// Gets access tokens for one managed identity from the host's managed identity source, and caches them.
 ///
@@ -30,6 +31,9 @@ public final class ManagedIdentityClient: Sendable {
     let clock: any ManagedIdentityClock
     let margin: TimeInterval
     let logger: Logger
+    /// The last scope ending in `/.default` and its resource: services ask for the same scope on
+    /// every request, and cutting the suffix allocates a new string each time.
+    private let lastScope = Mutex<(scope: String, resource: String)?>(nil)
 
     /// A logger that discards everything: the library is silent unless given a logger.
     static let silentLogger = Logger(label: "managed-identity", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -122,7 +126,7 @@ public final class ManagedIdentityClient: Sendable {
     public func token(
         for scope: String, options: TokenRequestOptions = TokenRequestOptions(), logger: Logger? = nil
     ) async throws -> AccessToken {
-        let resource = try Self.resource(fromScope: scope)
+        let resource = try self.resource(fromScope: scope)
         if let token = accessor.tokenFromMemory(resource: resource, options: options, logger: logger ?? self.logger) {
             return token
         }
@@ -136,10 +140,24 @@ public final class ManagedIdentityClient: Sendable {
 
     // MARK: - Helpers
 
+    /// ``resource(fromScope:)``, remembering the last scope that had a suffix to cut.
+    @inline(__always)
+    private func resource(fromScope scope: String) throws(ManagedIdentityError) -> String {
+        guard Self.hasDefaultSuffix(scope) else { return try Self.resource(fromScope: scope) }
+        if let last = lastScope.withLock({ $0 }), last.scope == scope { return last.resource }
+        let resource = try Self.resource(fromScope: scope)
+        lastScope.withLock { $0 = (scope, resource) }
+        return resource
+    }
+
+    @inline(__always)
+    static func hasDefaultSuffix(_ scope: String) -> Bool {
+        scope.utf8.reversed().starts(with: "/.default".utf8.reversed())
+    }
+
     /// Removes one trailing `/.default`, exactly and case-sensitively, as MSAL.NET and Go do.
     static func resource(fromScope scope: String) throws(ManagedIdentityError) -> String {
-        let resource = scope.utf8.reversed().starts(with: "/.default".utf8.reversed())
-            ? String(scope.dropLast("/.default".count)) : scope
+        let resource = hasDefaultSuffix(scope) ? String(scope.dropLast("/.default".count)) : scope
         // A first byte that is not a space settles it without walking the characters of the resource.
         guard let first = resource.utf8.first, first > 0x20 || !resource.allSatisfy(\.isWhitespace) else {
             throw ManagedIdentityError(
