@@ -8,7 +8,8 @@ import PackageDescription
 // internal parsers.
 let fuzzTargets = [
     "FuzzTokenResponse", "FuzzExpiry", "FuzzErrorResponse", "FuzzArcChallenge", "FuzzPartitionDocument",
-    "FuzzFileBackend", "FuzzSQLiteRow", "FuzzEmulatorRequest", "FuzzCacheArguments",
+    "FuzzFileBackend", "FuzzSQLiteRow", "FuzzEmulatorRequest", "FuzzCacheArguments", "FuzzBearerChallenge",
+    "FuzzAzureCLIOutput",
 ]
 
 let package = Package(
@@ -33,6 +34,7 @@ let package = Package(
                 dependencies: [
                     "FuzzSupport",
                     .product(name: "ManagedIdentity", package: "swift-managed-identity"),
+                    .product(name: "AuthenticatedHTTP", package: "swift-managed-identity"),
                     .product(name: "ManagedIdentityFileCache", package: "swift-managed-identity"),
                     .product(name: "ManagedIdentitySQLiteCache", package: "swift-managed-identity"),
                     .product(name: "ManagedIdentityPostgresCache", package: "swift-managed-identity"),
