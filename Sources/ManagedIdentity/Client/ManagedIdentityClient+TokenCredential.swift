@@ -1,6 +1,6 @@
 import TokenCredentials
 
-/// A client is a ``TokenCredential``, so libraries that take any credential take it, and the
+/// A client is a `TokenCredential`, so libraries that take any credential take it, and the
 /// middleware of the `AuthenticatedHTTP` product authenticates requests with it.
 extension ManagedIdentityClient: TokenCredential {
     /// Gets a token for the one scope of `context`, from the cache when it holds a usable one.

@@ -2,7 +2,7 @@ import Logging
 import Synchronization
 import TokenCredentials
 
-/// A managed identity as one link of a ``ChainedTokenCredential``: it asks discovery first, so on a
+/// A managed identity as one link of a `ChainedTokenCredential`: it asks discovery first, so on a
 /// machine without a managed identity it says "unavailable" after one short probe instead of
 /// retrying IMDS for a minute, and the chain moves on.
 ///
@@ -49,7 +49,7 @@ public final class ManagedIdentityCredential: TokenCredential {
     }
 
     /// Gets a token, or says at once that this host has no managed identity.
-    /// - Throws: ``CredentialUnavailableError`` when discovery finds no source;
+    /// - Throws: `CredentialUnavailableError` when discovery finds no source;
     ///   ``ManagedIdentityError`` when the source fails; `CancellationError` when cancelled.
     public func token(for context: TokenRequestContext) async throws -> AccessTokenInfo {
         if configuration.source == nil {
