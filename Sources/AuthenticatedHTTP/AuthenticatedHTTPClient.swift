@@ -29,7 +29,7 @@ public struct AuthenticatedHTTPClient: Sendable {
     /// Which token a request gets and where tokens may go.
     public let policy: BearerTokenPolicy
     private let fixedContext: TokenRequestContext?
-    private let headers = AuthorizationHeaderCache { $0 }
+    private let authorization = CachedAuthorization { $0 }
 
     /// Creates a client.
     /// - Parameters:
@@ -53,8 +53,13 @@ public struct AuthenticatedHTTPClient: Sendable {
         }
         let scope = try policy.scope(for: url)
         var request = request
-        let token = try await credential.token(for: fixedContext ?? policy.context(scope: scope))
-        request.headers.replaceOrAdd(name: "Authorization", value: headers.header(for: token.token))
+        let header: String
+        if let kept = authorization.header(scope: scope) {
+            header = kept
+        } else {
+            header = authorization.store(try await credential.token(for: fixedContext ?? policy.context(scope: scope)), scope: scope)
+        }
+        request.headers.replaceOrAdd(name: "Authorization", value: header)
         let response = try await httpClient.execute(request, timeout: timeout, logger: logger)
         guard response.status.code == 401,
             let claims = ClaimsChallenge.claims(status: 401, wwwAuthenticate: response.headers["WWW-Authenticate"])
@@ -63,7 +68,7 @@ public struct AuthenticatedHTTPClient: Sendable {
         _ = try? await response.body.collect(upTo: 1 << 16)
         request.headers.replaceOrAdd(
             name: "Authorization",
-            value: headers.header(for: try await credential.token(for: policy.context(scope: scope, claims: claims)).token))
+            value: authorization.store(try await credential.token(for: policy.context(scope: scope, claims: claims)), scope: scope))
         return try await httpClient.execute(request, timeout: timeout, logger: logger)
     }
 }

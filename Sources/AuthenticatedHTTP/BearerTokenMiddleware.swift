@@ -15,8 +15,9 @@ import TokenCredentials
 ///
 /// For each request it:
 /// 1. refuses a server URL that is not https before anything is sent (``AuthenticatedHTTPError``);
-/// 2. gets a token for the request's scope (the credential's cache makes this a memory read) and sets
-///    `Authorization: Bearer`;
+/// 2. sets `Authorization: Bearer` with the token it keeps for the request's scope, and asks the
+///    credential for one only when it has none that is valid for more than 5 minutes and before its
+///    refresh time (as the Azure SDKs' bearer-token policies do);
 /// 3. on a 401 carrying a claims challenge (``ClaimsChallenge``), gets a fresh token with those claims
 ///    (the credential bypasses its cache) and sends the request once more; a second challenge is
 ///    returned to the caller as the response it is.
@@ -30,7 +31,7 @@ public struct BearerTokenMiddleware: ClientMiddleware {
     /// Which token a request gets and where tokens may go.
     public let policy: BearerTokenPolicy
     private let fixedContext: TokenRequestContext?
-    private let headers = AuthorizationHeaderCache { HTTPField(name: .authorization, value: $0) }
+    private let authorization = CachedAuthorization { HTTPField(name: .authorization, value: $0) }
 
     /// Creates a middleware.
     public init(credential: any TokenCredential, policy: BearerTokenPolicy = BearerTokenPolicy()) {
@@ -51,8 +52,13 @@ public struct BearerTokenMiddleware: ClientMiddleware {
     ) async throws -> (HTTPResponse, HTTPBody?) {
         let scope = try policy.scope(for: baseURL)
         var request = request
-        let token = try await credential.token(for: fixedContext ?? policy.context(scope: scope))
-        request.headerFields[fields: .authorization] = [headers.header(for: token.token)]
+        let header: HTTPField
+        if let kept = authorization.header(scope: scope) {
+            header = kept
+        } else {
+            header = authorization.store(try await credential.token(for: fixedContext ?? policy.context(scope: scope)), scope: scope)
+        }
+        request.headerFields[fields: .authorization] = [header]
         // Most requests have no body, or one that can be read again: nothing to wait for.
         let (body, replayable) =
             body.map { $0.iterationBehavior == .multiple } ?? true
@@ -64,7 +70,7 @@ public struct BearerTokenMiddleware: ClientMiddleware {
         // The challenged response is read and dropped, so its connection can serve the retry.
         if let responseBody { _ = try? await ArraySlice(collecting: responseBody, upTo: 1 << 16) }
         request.headerFields[fields: .authorization] = [
-            headers.header(for: try await credential.token(for: policy.context(scope: scope, claims: claims)).token)
+            authorization.store(try await credential.token(for: policy.context(scope: scope, claims: claims)), scope: scope)
         ]
         return try await next(request, body, baseURL)
     }

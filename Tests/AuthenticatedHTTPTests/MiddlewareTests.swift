@@ -36,6 +36,32 @@ import TokenCredentials
         #expect(credential.contexts.map(\.claims) == [nil])
     }
 
+    @Test func aKeptTokenServesLaterRequestsUntilItNearsItsEnd() async throws {
+        let credential = CountingCredential(lifetime: 3600)
+        let middleware = BearerTokenMiddleware(credential: credential, scope: "https://vault.azure.net/.default")
+        let seen = Recorder()
+        for _ in 0..<3 {
+            _ = try await middleware.intercept(
+                HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/secrets/x"), body: nil, baseURL: base, operationID: "getSecret"
+            ) { request, _, _ in
+                seen.append(request.headerFields[.authorization])
+                return (HTTPResponse(status: .ok), nil)
+            }
+        }
+        #expect(seen.values == ["Bearer token-1", "Bearer token-1", "Bearer token-1"])
+        #expect(credential.contexts.count == 1)
+        // A token within 5 minutes of its expiry, or past its refresh time, is asked for again.
+        let kept = CachedAuthorization<String> { $0 }
+        let now = Date()
+        _ = kept.store(AccessTokenInfo(token: "a", expiresOn: now.addingTimeInterval(301)), scope: "s")
+        #expect(kept.header(scope: "s", now: now) == "Bearer a")
+        #expect(kept.header(scope: "s", now: now.addingTimeInterval(2)) == nil)
+        #expect(kept.header(scope: "other", now: now) == nil)
+        _ = kept.store(AccessTokenInfo(token: "b", expiresOn: now.addingTimeInterval(3600), refreshOn: now.addingTimeInterval(60)), scope: "s")
+        #expect(kept.header(scope: "s", now: now) == "Bearer b")
+        #expect(kept.header(scope: "s", now: now.addingTimeInterval(60)) == nil)
+    }
+
     @Test func aClaimsChallengeIsAnsweredOnceWithAFreshTokenAndTheSameBody() async throws {
         let credential = CountingCredential()
         let middleware = BearerTokenMiddleware(credential: credential, scope: "https://vault.azure.net/.default")
@@ -113,11 +139,14 @@ import TokenCredentials
 /// A credential that hands out `token-1`, `token-2`, ... and records what it was asked.
 final class CountingCredential: TokenCredential {
     private let state = Mutex<[TokenRequestContext]>([])
+    private let lifetime: TimeInterval
     var contexts: [TokenRequestContext] { state.withLock { $0 } }
+
+    init(lifetime: TimeInterval = 3600) { self.lifetime = lifetime }
 
     func token(for context: TokenRequestContext) async throws -> AccessTokenInfo {
         let count = state.withLock { $0.append(context); return $0.count }
-        return AccessTokenInfo(token: "token-\(count)", expiresOn: Date().addingTimeInterval(3600))
+        return AccessTokenInfo(token: "token-\(count)", expiresOn: Date().addingTimeInterval(lifetime))
     }
 }
 
