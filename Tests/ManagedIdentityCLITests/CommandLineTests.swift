@@ -245,10 +245,10 @@ struct CommandLineTests {
     /// from the endpoint, the command succeeds, and it takes at most 3 s more than with no cache.
     /// Once the database is back the same command stores the token and the next one is a hit.
     @Test func aPostgresCacheThatIsDownCostsOneWarningNotTheToken() async throws {
-        let server = try PostgresServer()
-        defer { try? server.stop() }
-        let url = server.url(try server.makeDatabase())
-        try server.stop()
+        let server = try await PostgresServer.started()
+        defer { try? server.stopBlocking() }
+        let url = server.url(try await server.makeDatabase())
+        try await server.stop()
         let arguments = ["token", "--emulator", "--resource", "https://down.example", "--allow-plaintext"]
 
         let memoryStarted = ContinuousClock.now
@@ -267,7 +267,7 @@ struct CommandLineTests {
         #expect(lines.first?.contains("going on without it") == true)
         #expect(downTook - memoryTook < .seconds(3), "a down database cost \(downTook) against \(memoryTook) with no cache")
 
-        try server.start()
+        try await server.start()
         let stored = try await run(arguments + ["--cache", url])
         #expect(stored.status == 0, "\(stored.errors)")
         #expect(stored.errors.isEmpty, "\(stored.errors)")

@@ -31,7 +31,7 @@ struct FleetTests {
     /// 8 processes posing as 4 hosts start at once on an empty database: a shared user-assigned
     /// identity costs 1 request in all, the system-assigned identity 1 per host.
     @Test func eightProcessesOnFourHostsSendOneRequestPerSharedTokenAndOnePerHostForTheSystemIdentity() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let key = try keyFile()
         try await ManagedIdentityEmulator.withRunning(EmulatorConfiguration(source: .imds)) { emulator in
             emulator.inject(EmulatorFaults(delayMilliseconds: 400))
@@ -71,7 +71,7 @@ struct FleetTests {
     /// The host fetching a shared token is killed with SIGKILL mid-request: its advisory lock dies
     /// with its connection, and one of the waiting hosts fetches instead, long before the lock timeout.
     @Test func aHolderKilledMidRequestDoesNotHoldTheOthersUp() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let key = try keyFile()
         try await ManagedIdentityEmulator.withRunning(EmulatorConfiguration(source: .imds)) { emulator in
             emulator.inject(EmulatorFaults(delayMilliseconds: 1_500))
@@ -102,13 +102,13 @@ struct FleetTests {
     /// requests still complete, misses fetch directly, and the failures are reported.
     @Test(.timeLimit(.minutes(2)))
     func aFrozenDatabaseHoldsNoRequest() async throws {
-        let server = try PostgresServer()
+        let server = try await PostgresServer.started()
         defer {
             try? server.thaw()
-            try? server.stop()
+            try? server.stopBlocking()
             try? FileManager.default.removeItem(atPath: server.directory)
         }
-        let database = try TestDatabase(server: server)
+        let database = try await TestDatabase.make(server: server)
         let backends = RunningBackends()
         defer { backends.stopAll() }
         var configuration = database.configuration()

@@ -15,13 +15,19 @@ struct OutageTests {
         let server: PostgresServer
         let database: TestDatabase
 
-        init() throws {
-            server = try PostgresServer()
-            database = try TestDatabase(server: server)
+        private init(server: PostgresServer, database: TestDatabase) {
+            self.server = server
+            self.database = database
+        }
+
+        /// Starts the server and makes the database without blocking the cooperative pool.
+        static func make() async throws -> Server {
+            let server = try await PostgresServer.started()
+            return Server(server: server, database: try await TestDatabase.make(server: server))
         }
 
         deinit {
-            try? server.stop()
+            try? server.stopBlocking()
             try? FileManager.default.removeItem(atPath: server.directory)
         }
     }
@@ -35,8 +41,8 @@ struct OutageTests {
     }
 
     @Test func aDatabaseDownWhenTheClientStartsCostsNoTokenAndGetsTheTokensOnceItIsBack() async throws {
-        let fixture = try Server()
-        try fixture.server.stop()
+        let fixture = try await Server.make()
+        try await fixture.server.stop()
         let backend = try PostgresTokenCacheBackend(configuration: fixture.database.configuration())
         let running = Task { try await backend.run() }
         defer { running.cancel() }
@@ -65,7 +71,7 @@ struct OutageTests {
         for resource in resources { #expect(try await client.token(for: resource).tokenSource == .cache) }
         #expect(endpoint.requestCount == 50)
 
-        try fixture.server.start()
+        try await fixture.server.start()
         let stored = await storedResources(backend, expecting: Set(resources))
         #expect(Set(resources).isSubset(of: stored), "tokens fetched while the database was down were lost")
         #expect(backend.state == .open)
@@ -83,7 +89,7 @@ struct OutageTests {
     }
 
     @Test func aRestartUnderFiftyConcurrentCallersCostsNoCallerATokenAndLosesNone() async throws {
-        let fixture = try Server()
+        let fixture = try await Server.make()
         let backends = RunningBackends()
         defer { backends.stopAll() }
         let backend = try await backends.start(fixture.database.configuration())
@@ -117,11 +123,11 @@ struct OutageTests {
             return try await group.reduce(0, +)
         } }
         try await waitUntil { endpoint.requestCount >= 100 }
-        try fixture.server.stop()
+        try await fixture.server.stop()
         let stoppedAt = ContinuousClock.now
         let requestsAtStop = endpoint.requestCount
         try await waitUntil { endpoint.requestCount >= requestsAtStop + 100 }
-        try fixture.server.start()
+        try await fixture.server.start()
         restarted.increment()
         let served = try await callers.value
 

@@ -35,9 +35,10 @@ struct TestDatabase {
     let name: String
     let key = SymmetricKey(size: .bits256)
 
-    init(server: PostgresServer? = nil) throws {
-        self.server = try server ?? PostgresServer.shared()
-        name = try self.server.makeDatabase()
+    /// A new database on `server`, or on the shared server.
+    static func make(server: PostgresServer? = nil) async throws -> TestDatabase {
+        let server = if let server { server } else { try await PostgresServer.shared() }
+        return TestDatabase(server: server, name: try await server.makeDatabase())
     }
 
     func configuration(

@@ -113,3 +113,12 @@ extension ChildProcess {
         return self
     }
 }
+
+/// Runs blocking work (a process to wait for, a file lock) on a thread of its own, so no thread of
+/// the cooperative pool waits: with two of them on this machine kind, one blocked test stalls the
+/// timers and continuations of every other.
+public func onThreadOfItsOwn<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}

@@ -20,14 +20,24 @@ public final class PostgresServer: Sendable {
     private let running = Mutex(false)
 
     /// The server shared by a test process's tests; each test makes its own database on it.
-    public static func shared() throws -> PostgresServer {
+    /// Starting it waits for initdb and pg_ctl on a thread of its own, never the cooperative pool.
+    public static func shared() async throws -> PostgresServer {
+        try await onThreadOfItsOwn { try sharedBlocking() }
+    }
+
+    /// A server of the caller's own, started without blocking the cooperative pool.
+    public static func started() async throws -> PostgresServer {
+        try await onThreadOfItsOwn { try PostgresServer() }
+    }
+
+    private static func sharedBlocking() throws -> PostgresServer {
         try sharedServer.withLock { server in
             if let server { return server }
             let started = try PostgresServer()
             server = started
             atexit {
                 guard let server = PostgresServer.sharedServer.withLock({ $0 }) else { return }
-                try? server.stop()
+                try? server.stopBlocking()
                 try? FileManager.default.removeItem(atPath: server.directory)
             }
             return started
@@ -37,7 +47,7 @@ public final class PostgresServer: Sendable {
     private static let sharedServer = Mutex<PostgresServer?>(nil)
     private static let databases = Atomic<Int>(0)
 
-    /// Creates a data directory and starts a server on it.
+    /// Creates a data directory and starts a server on it, blocking the calling thread (see ``started()``).
     public init() throws {
         guard let binaries = Self.findBinaries() else {
             throw Failure(
@@ -55,7 +65,7 @@ public final class PostgresServer: Sendable {
             chown(directory, account.pointee.pw_uid, account.pointee.pw_gid)
         }
         try run("initdb", ["-D", directory + "/data", "-U", user, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
-        try start()
+        try startBlocking()
         try watchOver()
     }
 
@@ -79,8 +89,16 @@ public final class PostgresServer: Sendable {
         guard spawned == 0 else { throw Failure(description: "cannot start the server's watchdog") }
     }
 
-    /// Starts the server (again).
-    public func start() throws {
+    /// Starts the server (again), waiting on a thread of its own: under load pg_ctl takes seconds, and a
+    /// test that blocked one of the cooperative pool's threads for them (two on this machine) stalled
+    /// every other task of the process, the code under test included.
+    public func start() async throws { try await onThreadOfItsOwn { try self.startBlocking() } }
+
+    /// Stops the server at once (`-m fast`), waiting on a thread of its own.
+    public func stop() async throws { try await onThreadOfItsOwn { try self.stopBlocking() } }
+
+    /// Starts the server (again), blocking the calling thread.
+    public func startBlocking() throws {
         try run(
             "pg_ctl",
             [
@@ -90,8 +108,9 @@ public final class PostgresServer: Sendable {
         running.withLock { $0 = true }
     }
 
-    /// Stops the server at once (`-m fast`): open connections are closed, committed data stays.
-    public func stop() throws {
+    /// Stops the server at once (`-m fast`): open connections are closed, committed data stays. Blocks
+    /// the calling thread: for a `defer` or an exit handler; a test's own code uses ``stop()``.
+    public func stopBlocking() throws {
         guard running.withLock({ $0 }) else { return }
         try run("pg_ctl", ["-D", directory + "/data", "-m", "fast", "-w", "stop"])
         running.withLock { $0 = false }
@@ -126,19 +145,26 @@ public final class PostgresServer: Sendable {
         }
     }
 
-    /// A new, empty database.
-    public func makeDatabase() throws -> String {
+    /// A new, empty database (psql on a thread of its own).
+    public func makeDatabase() async throws -> String { try await onThreadOfItsOwn { try self.makeDatabaseBlocking() } }
+
+    private func makeDatabaseBlocking() throws -> String {
         let name = "test_\(getpid())_\(Self.databases.add(1, ordering: .relaxed).newValue)"
-        try sql("CREATE DATABASE \(name)", database: "postgres")
+        try sqlBlocking("CREATE DATABASE \(name)", database: "postgres")
         return name
     }
 
     /// The URL of a database, as the backend and the tool take it.
     public func url(_ database: String) -> String { "postgres://\(user)@127.0.0.1:\(port)/\(database)?sslmode=disable" }
 
-    /// Runs SQL through psql and returns its unaligned output.
+    /// Runs SQL through psql (on a thread of its own) and returns its unaligned output.
     @discardableResult
-    public func sql(_ statement: String, database: String) throws -> String {
+    public func sql(_ statement: String, database: String) async throws -> String {
+        try await onThreadOfItsOwn { try self.sqlBlocking(statement, database: database) }
+    }
+
+    @discardableResult
+    private func sqlBlocking(_ statement: String, database: String) throws -> String {
         try run("psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", user, "-d", database, "-At", "-v", "ON_ERROR_STOP=1", "-c", statement])
     }
 
