@@ -61,6 +61,46 @@ extension PostgresTokenCacheBackend {
             """, logger: logger)
     }
 
+    /// Upserts kept tokens of one partition in one statement (the newer wins, as for one token), then
+    /// applies the retention rule once for all of them: expired rows go but those written; past the
+    /// cap, the rows closest to expiry go, those written last (and only when they alone exceed it).
+    func upsertBacklog(
+        _ connection: PostgresConnection, scope: String, key: TokenCachePartitionKey, writes: [KeptWrite], sealed: [String]
+    ) async throws {
+        let resources = writes.map(\.entry.resource)
+        let tokenTypes = writes.map(\.entry.tokenType)
+        let expiresOn = writes.map { Self.epoch($0.entry.expiresOn) }
+        // -1 stands for "no refresh time": an array of optional integers is not bound by postgres-nio.
+        let refreshOn = writes.map { $0.entry.refreshOn.map(Self.epoch) ?? -1 }
+        let cachedAt = writes.map { Self.epoch($0.entry.cachedAt) }
+        try await connection.query(
+            """
+            INSERT INTO mi_tokens (scope, partition_key, resource, token_type, access_token, expires_on, refresh_on, cached_at)
+            SELECT \(scope), \(key.rawValue), r, t, a, e, NULLIF(f, -1), c
+            FROM UNNEST(\(resources)::text[], \(tokenTypes)::text[], \(sealed)::text[], \(expiresOn)::int8[], \(refreshOn)::int8[], \(cachedAt)::int8[])
+                AS kept(r, t, a, e, f, c)
+            ON CONFLICT (scope, partition_key, resource, token_type) DO UPDATE SET
+                access_token = excluded.access_token, expires_on = excluded.expires_on,
+                refresh_on = excluded.refresh_on, cached_at = excluded.cached_at
+            WHERE excluded.cached_at >= mi_tokens.cached_at
+            """, logger: logger)
+        guard let retention = writes.map(\.retention).max(by: { $0.now < $1.now }) else { return }
+        try await connection.query(
+            """
+            DELETE FROM mi_tokens WHERE scope = \(scope) AND partition_key = \(key.rawValue) AND expires_on <= \(Self.epoch(retention.now))
+                AND (resource, token_type) NOT IN (SELECT * FROM UNNEST(\(resources)::text[], \(tokenTypes)::text[]))
+            """, logger: logger)
+        try await connection.query(
+            """
+            DELETE FROM mi_tokens WHERE scope = \(scope) AND partition_key = \(key.rawValue) AND (resource, token_type) IN (
+                SELECT resource, token_type FROM mi_tokens
+                WHERE scope = \(scope) AND partition_key = \(key.rawValue)
+                ORDER BY (resource, token_type) IN (SELECT * FROM UNNEST(\(resources)::text[], \(tokenTypes)::text[])) DESC,
+                    expires_on DESC, resource COLLATE "C" DESC, token_type COLLATE "C" DESC
+                OFFSET \(max(retention.maximumEntriesPerPartition, 1)))
+            """, logger: logger)
+    }
+
     static func context(_ scope: String, _ key: TokenCachePartitionKey, _ entry: TokenCacheEntryKey) -> String {
         TokenRowSealing.context(scope: scope, partition: key, resource: entry.resource, tokenType: entry.tokenType)
     }

@@ -159,9 +159,9 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
         let byPartition = Dictionary(grouping: kept, by: { $0.value.partition.key })
         for (_, group) in byPartition {
             let writes = group.sorted { $0.value.entry.cachedAt < $1.value.entry.cachedAt }
-            // At most 50 tokens a transaction, so that each stays well inside the operation bound.
-            for start in stride(from: 0, to: writes.count, by: 50) {
-                let chunk = writes[start..<min(start + 50, writes.count)]
+            // At most 500 tokens a transaction (a few statements each), well inside the operation bound.
+            for start in stride(from: 0, to: writes.count, by: 500) {
+                let chunk = writes[start..<min(start + 500, writes.count)]
                 guard let partition = chunk.first?.value.partition else { continue }
                 _ = try await store(chunk.map(\.value), in: partition, returningEntries: false)
                 unstored.withLock { unstored in
@@ -182,7 +182,7 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
     /// Upserts tokens of one partition (the newer wins) and applies each one's retention, in one
     /// transaction under a lock on the partition, and announces the change.
     /// - Returns: the stored partition, when asked for.
-    private func store(
+    func store(
         _ writes: [KeptWrite], in partition: TokenCachePartitionDescriptor, returningEntries: Bool
     ) async throws -> [TokenCacheEntry] {
         let key = partition.key
@@ -198,7 +198,14 @@ public final class PostgresTokenCacheBackend: TokenCacheStorage, InspectableToke
                             \(partition.identity.id), \(partition.endpoint))
                     ON CONFLICT (scope, partition_key) DO NOTHING
                     """, logger: self.logger)
-                for (write, sealed) in zip(writes, sealed) {
+                if writes.count > 1 {
+                    // A backlog: one statement for every row and one retention pass, so that a
+                    // transaction stays within the operation bound under load (three round trips per
+                    // token made each chunk of 50 exceed 5 s on a busy machine, and the backlog never
+                    // drained while callers wrote). Keys are unique in a backlog, so no row is
+                    // touched twice by the one upsert.
+                    try await self.upsertBacklog(connection, scope: scope, key: key, writes: writes, sealed: sealed)
+                } else if let write = writes.first, let sealed = sealed.first {
                     let entry = write.entry
                     try await connection.query(
                         """

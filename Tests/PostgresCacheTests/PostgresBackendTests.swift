@@ -13,14 +13,14 @@ import TestSupport
 /// The PostgreSQL backend against a real server the tests start themselves.
 struct PostgresBackendTests {
     @Test func passesTheConformanceSuite() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let backends = RunningBackends()
         defer { backends.stopAll() }
         try await TokenCacheConformance { try await backends.start(database.configuration()) }.run(interleavings: 500)
     }
 
     @Test func aHitWithNothingChangedSendsNothingToTheServer() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let backends = RunningBackends()
         defer { backends.stopAll() }
         let clock = ManualClock(now: Date())
@@ -28,9 +28,9 @@ struct PostgresBackendTests {
         let client = try makeClient(TokenCache(backend: try await backends.start(database.configuration())), endpoint: endpoint, clock: clock)
         _ = try await client.token(for: "https://quiet")
         let marker = "marker_\(UUID().uuidString.prefix(8))"
-        try database.server.sql("SELECT '\(marker)_start'", database: database.name)
+        try await database.server.sql("SELECT '\(marker)_start'", database: database.name)
         for _ in 0..<200 { #expect(try await client.token(for: "https://quiet").tokenSource == .cache) }
-        try database.server.sql("SELECT '\(marker)_end'", database: database.name)
+        try await database.server.sql("SELECT '\(marker)_end'", database: database.name)
         let log = database.server.log
         let between = try #require(log.range(of: "\(marker)_start").flatMap { start in
             log.range(of: "\(marker)_end").map { log[start.upperBound..<$0.lowerBound] }
@@ -41,7 +41,7 @@ struct PostgresBackendTests {
     }
 
     @Test func aWriteByOneHostReachesAnotherHostsNextHits() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let backends = RunningBackends()
         defer { backends.stopAll() }
         let clock = ManualClock(now: Date())
@@ -65,7 +65,7 @@ struct PostgresBackendTests {
     }
 
     @Test func byDefaultNoTokenCrossesHostsAndSystemAssignedNeverDoes() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let backends = RunningBackends()
         defer { backends.stopAll() }
         let clock = ManualClock(now: Date())
@@ -90,8 +90,56 @@ struct PostgresBackendTests {
         }
     }
 
+    /// Tokens kept while the database was down are stored in one statement when it is back; the
+    /// rules of a single write still hold: the newer token wins, expired rows go, the cap holds.
+    @Test func aBacklogKeepsTheRulesOfSingleWrites() async throws {
+        let database = try await TestDatabase.make()
+        let backends = RunningBackends()
+        defer { backends.stopAll() }
+        let backend = try await backends.start(database.configuration())
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
+        let key = TokenCachePartitionKey(
+            source: .imds, endpoint: "http://127.0.0.1:9/", identity: .clientID("backlog"), hostDiscriminator: "h")
+        let partition = TokenCachePartitionDescriptor(
+            key: key, source: .imds, identity: .clientID("backlog"), endpoint: "http://127.0.0.1:9/")
+        func entry(_ resource: String, _ token: String, expiresIn: TimeInterval, cachedAgo: TimeInterval = 0) -> TokenCacheEntry {
+            TokenCacheEntry(
+                partitionKey: key, resource: resource, accessToken: token,
+                expiresOn: now + expiresIn, cachedAt: now - cachedAgo)
+        }
+        let earlier = TokenCacheRetention(now: now - 100, maximumEntriesPerPartition: 10)
+        for stored in [
+            entry("https://expired", "t-expired", expiresIn: -10, cachedAgo: 200),
+            entry("https://far", "t-far", expiresIn: 3_600, cachedAgo: 50),
+            entry("https://newer", "t-stored-newer", expiresIn: 1_800),
+        ] {
+            _ = try await backend.write(stored, in: partition, retention: earlier)
+        }
+        let retention = TokenCacheRetention(now: now, maximumEntriesPerPartition: 3)
+        let backlog = [
+            entry("https://newer", "t-stale", expiresIn: 1_800, cachedAgo: 60),
+            entry("https://a", "t-a", expiresIn: 600),
+            entry("https://b", "t-b", expiresIn: 1_200),
+        ].map { PostgresTokenCacheBackend.KeptWrite(entry: $0, partition: partition, retention: retention) }
+        let stored = try await backend.store(backlog, in: partition, returningEntries: true)
+        // The expired row went, the stale token lost to the stored newer one, and the cap of 3 kept
+        // the written tokens over the one not written.
+        #expect(Dictionary(uniqueKeysWithValues: stored.map { ($0.resource, $0.accessToken) }) == [
+            "https://a": "t-a", "https://b": "t-b", "https://newer": "t-stored-newer",
+        ])
+
+        // More written tokens than the cap: those furthest from expiry stay, and the cap holds.
+        let tight = TokenCacheRetention(now: now, maximumEntriesPerPartition: 2)
+        let overflow = [
+            entry("https://c", "t-c", expiresIn: 4_000), entry("https://d", "t-d", expiresIn: 100),
+            entry("https://e", "t-e", expiresIn: 5_000),
+        ].map { PostgresTokenCacheBackend.KeptWrite(entry: $0, partition: partition, retention: tight) }
+        let capped = try await backend.store(overflow, in: partition, returningEntries: true)
+        #expect(Set(capped.map(\.resource)) == ["https://c", "https://e"])
+    }
+
     @Test func tokensAreSealedAndTheKeyIsRequiredAndChecked() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let backends = RunningBackends()
         defer { backends.stopAll() }
         #expect { try PostgresTokenCacheBackend(configuration: database.configuration(key: nil, plaintext: false).withoutKey) } throws: {
@@ -101,7 +149,7 @@ struct PostgresBackendTests {
         let endpoint = FakeTokenEndpoint(hostName: "h", clock: clock)
         let token = try await makeClient(TokenCache(backend: try await backends.start(database.configuration())), endpoint: endpoint, clock: clock)
             .token(for: "https://sealed")
-        let stored = try database.server.sql("SELECT access_token FROM mi_tokens", database: database.name)
+        let stored = try await database.server.sql("SELECT access_token FROM mi_tokens", database: database.name)
         #expect(stored.hasPrefix("sealed:"))
         #expect(!stored.contains(token.token))
         await #expect { try await backends.start(database.configuration(key: SymmetricKey(size: .bits256))) } throws: {
@@ -113,13 +161,13 @@ struct PostgresBackendTests {
     }
 
     @Test func aDatabaseOfTheFirstSchemaMigratesWithNoTokenLost() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let backends = RunningBackends()
         defer { backends.stopAll() }
         // Made as the first version made it: schema 0001 only, one sealed token.
         let first = try #require(embeddedMigrations.first)
-        for statement in PostgresMigrator.statements(first.sql) { try database.server.sql(statement, database: database.name) }
-        try database.server.sql(
+        for statement in PostgresMigrator.statements(first.sql) { try await database.server.sql(statement, database: database.name) }
+        try await database.server.sql(
             "CREATE TABLE mi_schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL); "
                 + "INSERT INTO mi_schema_migrations VALUES ('\(first.identifier)', 0)", database: database.name)
         let clock = ManualClock(now: Date())
@@ -128,7 +176,7 @@ struct PostgresBackendTests {
             "v1-token", with: AtRestCipher(key: database.key),
             context: PostgresTokenCacheBackend.context("host-test", partition, TokenCacheEntryKey(resource: "https://v1")))
         let now = Int64(clock.now.timeIntervalSince1970)
-        try database.server.sql(
+        try await database.server.sql(
             "INSERT INTO mi_partitions VALUES ('host-test', '\(partition.rawValue)', 'imds', 'client_id', 'postgres-test', 'http://x'); "
                 + "INSERT INTO mi_tokens VALUES ('host-test', '\(partition.rawValue)', 'https://v1', 'Bearer', '\(sealed)', \(now + 3600), NULL, \(now))",
             database: database.name)
@@ -137,12 +185,12 @@ struct PostgresBackendTests {
         let client = try makeClient(TokenCache(backend: try await backends.start(database.configuration())), endpoint: endpoint, clock: clock)
         #expect(try await client.token(for: "https://v1").token == "v1-token")
         #expect(endpoint.requestCount == 0)
-        let applied = try database.server.sql("SELECT version FROM mi_schema_migrations ORDER BY version", database: database.name)
+        let applied = try await database.server.sql("SELECT version FROM mi_schema_migrations ORDER BY version", database: database.name)
         #expect(applied.split(separator: "\n").map(String.init) == embeddedMigrations.map(\.identifier))
     }
 
     @Test func hostsStartingAtOnceMigrateOnce() async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         let backends = RunningBackends()
         defer { backends.stopAll() }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -151,7 +199,7 @@ struct PostgresBackendTests {
             }
             try await group.waitForAll()
         }
-        let applied = try database.server.sql("SELECT count(*) FROM mi_schema_migrations", database: database.name)
+        let applied = try await database.server.sql("SELECT count(*) FROM mi_schema_migrations", database: database.name)
         #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "\(embeddedMigrations.count)")
     }
 
@@ -199,7 +247,7 @@ extension PostgresTokenCacheBackend.Configuration {
 struct PostgresIsolationPropertyTests {
     @Test(arguments: [false, true])
     func noRequestIsAnsweredWithAnotherIdentitysHostsOrResourcesTokenNorAnExpiredOne(sharing: Bool) async throws {
-        let database = try TestDatabase()
+        let database = try await TestDatabase.make()
         // A restarted host's previous backend is stopped first, as a restarted process's is, so
         // the run holds two backends' connections at most.
         let running = Mutex<[String: Task<Void, any Error>]>([:])
