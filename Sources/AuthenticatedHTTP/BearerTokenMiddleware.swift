@@ -58,7 +58,12 @@ public struct BearerTokenMiddleware: ClientMiddleware {
         } else {
             header = authorization.store(try await credential.token(for: fixedContext ?? policy.context(scope: scope)), scope: scope)
         }
-        request.headerFields[fields: .authorization] = [header]
+        // Most requests carry no Authorization of their own: appending spares an array of one field.
+        if request.headerFields.contains(.authorization) {
+            request.headerFields[fields: .authorization] = [header]
+        } else {
+            request.headerFields.append(header)
+        }
         // Most requests have no body, or one that can be read again: nothing to wait for.
         let (body, replayable) =
             body.map { $0.iterationBehavior == .multiple } ?? true

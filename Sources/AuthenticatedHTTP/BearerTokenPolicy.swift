@@ -55,7 +55,10 @@ public struct BearerTokenPolicy: Sendable {
     public func scope(for url: URL) throws(AuthenticatedHTTPError) -> String {
         // The scheme read from the URL's text: cheaper than `URL.scheme`, and this runs on every request.
         let text = url.absoluteString
-        try checkScheme(text.utf8.firstIndex(of: UInt8(ascii: ":")).map { text[..<$0].utf8 })
+        // Nearly every URL spells its scheme `https` in lower case: one prefix comparison.
+        if !Self.hasPrefix(text, "https:") {
+            try checkScheme(text.utf8.firstIndex(of: UInt8(ascii: ":")).map { text[..<$0].utf8 })
+        }
         // A fixed scope needs no host: the request path of every call stays free of parsing it.
         if case .fixed(let scope) = scope, !scope.isEmpty { return scope }
         return try scope(ofHost: url.host)
@@ -96,6 +99,14 @@ public struct BearerTokenPolicy: Sendable {
                     + "such as BearerTokenPolicy(scope: \"https://vault.azure.net/.default\").")
         }
         return chosen
+    }
+
+    /// Whether `text` starts with `prefix`, byte for byte, read from the string's own storage.
+    static func hasPrefix(_ text: String, _ prefix: StaticString) -> Bool {
+        let expected = UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        return text.utf8.withContiguousStorageIfAvailable { bytes in
+            bytes.count >= expected.count && zip(bytes, expected).allSatisfy { $0 == $1 }
+        } ?? text.utf8.starts(with: expected)
     }
 
     /// ASCII comparison without case, allocating nothing (a scheme is compared on every request).

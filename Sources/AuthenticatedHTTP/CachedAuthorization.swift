@@ -13,12 +13,30 @@ final class CachedAuthorization<Header: Sendable>: Sendable {
     /// The most scopes kept; a policy that picks the scope by host meets a few services at most.
     static var maximumScopes: Int { 64 }
 
-    private struct Kept: Sendable {
-        var token: AccessTokenInfo
-        var header: Header
+    /// One scope's token, immutable: a request copies a reference, not the token's strings.
+    private final class Kept: Sendable {
+        let scope: String
+        let token: AccessTokenInfo
+        let header: Header
+        /// When the token stops being used: its refresh time, or `refreshMargin` before its expiry.
+        let usableUntil: Date
+
+        init(scope: String, token: AccessTokenInfo, header: Header) {
+            self.scope = scope
+            self.token = token
+            self.header = header
+            let margin = token.expiresOn - CachedAuthorization.refreshMargin
+            self.usableUntil = token.refreshOn.map { min($0, margin) } ?? margin
+        }
     }
 
-    private let kept = Mutex<[String: Kept]>([:])
+    private struct State {
+        /// The scope asked for last: a middleware with one scope finds it without hashing.
+        var last: Kept?
+        var byScope: [String: Kept] = [:]
+    }
+
+    private let state = Mutex(State())
     private let make: @Sendable (String) -> Header
 
     /// - Parameter make: the header for `Bearer <token>`.
@@ -28,18 +46,29 @@ final class CachedAuthorization<Header: Sendable>: Sendable {
 
     /// The header of the token kept for `scope`, while it is usable at `now`.
     func header(scope: String, now: Date = Date()) -> Header? {
-        guard let kept = kept.withLock({ $0[scope] }) else { return nil }
-        guard kept.token.expiresOn.timeIntervalSince(now) > Self.refreshMargin else { return nil }
-        if let refreshOn = kept.token.refreshOn, refreshOn <= now { return nil }
-        return kept.header
+        state.withLock { state -> Header? in
+            let kept: Kept
+            if let last = state.last, last.scope == scope {
+                kept = last
+            } else if let found = state.byScope[scope] {
+                kept = found
+                state.last = found
+            } else {
+                return nil
+            }
+            return now < kept.usableUntil ? kept.header : nil
+        }
     }
 
     /// Keeps `token` for `scope`; returns its header, reused when it is the token already kept.
     func store(_ token: AccessTokenInfo, scope: String) -> Header {
-        kept.withLock { kept in
-            let header = kept[scope].flatMap { $0.token.token == token.token ? $0.header : nil } ?? make("Bearer " + token.token)
-            if kept[scope] == nil, kept.count >= Self.maximumScopes { kept.removeAll() }
-            kept[scope] = Kept(token: token, header: header)
+        state.withLock { state in
+            let previous = state.byScope[scope]
+            let header = previous.flatMap { $0.token.token == token.token ? $0.header : nil } ?? make("Bearer " + token.token)
+            if previous == nil, state.byScope.count >= Self.maximumScopes { state.byScope.removeAll() }
+            let kept = Kept(scope: scope, token: token, header: header)
+            state.byScope[scope] = kept
+            state.last = kept
             return header
         }
     }

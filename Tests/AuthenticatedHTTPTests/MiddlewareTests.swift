@@ -34,6 +34,16 @@ import TokenCredentials
         #expect(seen.values == ["Bearer token-1"])
         #expect(credential.contexts.map(\.scopes) == [["https://vault.azure.net/.default"]])
         #expect(credential.contexts.map(\.claims) == [nil])
+
+        // An Authorization the caller set is replaced, never sent beside the token.
+        var own = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/secrets/x")
+        own.headerFields[.authorization] = "Basic dXNlcjpwYXNz"
+        let fields = Recorder()
+        _ = try await middleware.intercept(own, body: nil, baseURL: base, operationID: "getSecret") { request, _, _ in
+            fields.append(request.headerFields[fields: .authorization].map(\.value).joined(separator: " | "))
+            return (HTTPResponse(status: .ok), nil)
+        }
+        #expect(fields.values == ["Bearer token-1"])
     }
 
     @Test func aKeptTokenServesLaterRequestsUntilItNearsItsEnd() async throws {
@@ -60,6 +70,11 @@ import TokenCredentials
         _ = kept.store(AccessTokenInfo(token: "b", expiresOn: now.addingTimeInterval(3600), refreshOn: now.addingTimeInterval(60)), scope: "s")
         #expect(kept.header(scope: "s", now: now) == "Bearer b")
         #expect(kept.header(scope: "s", now: now.addingTimeInterval(60)) == nil)
+        // Scopes used in turn each keep their own token.
+        _ = kept.store(AccessTokenInfo(token: "c", expiresOn: now.addingTimeInterval(3600)), scope: "t")
+        #expect(kept.header(scope: "s", now: now) == "Bearer b")
+        #expect(kept.header(scope: "t", now: now) == "Bearer c")
+        #expect(kept.header(scope: "s", now: now) == "Bearer b")
     }
 
     @Test func aClaimsChallengeIsAnsweredOnceWithAFreshTokenAndTheSameBody() async throws {
