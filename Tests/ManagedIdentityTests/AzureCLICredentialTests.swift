@@ -233,6 +233,25 @@ import TokenCredentials
         #expect(epoch.expiresOn == Date(timeIntervalSince1970: 1_796_284_800))
     }
 
+    @Test func theCLIInheritsNoDescriptorButItsStandardOnes() async throws {
+        // A descriptor the service opened without close-on-exec, placed high so it is not the one
+        // `ls` opens itself to read the directory.
+        let opened = open("/dev/null", O_RDONLY)
+        #expect(opened >= 0)
+        let leaked = dup2(opened, 217)
+        close(opened)
+        defer { close(leaked) }
+        #expect(leaked == 217)
+        let outcome = try await BoundedProcess.run(
+            executable: "/bin/ls", arguments: ["/proc/self/fd"], environment: [:], timeout: .seconds(30))
+        let descriptors = Set(String(decoding: outcome.standardOutput, as: UTF8.self).split(separator: "\n").map(String.init))
+        #expect(outcome.exitStatus == 0)
+        #expect(descriptors.isSuperset(of: ["0", "1", "2"]))
+        #expect(!descriptors.contains("217"), "the child inherited \(descriptors.sorted())")
+        // At most one more: the directory `ls` itself reads.
+        #expect(descriptors.count <= 4, "the child inherited \(descriptors.sorted())")
+    }
+
     @Test func failuresAreSortedByWhatTheyMean() {
         #expect(AzureCLIInvocation.failure(exitStatus: 127, standardError: "sh: az: not found").code == .notInstalled)
         #expect(AzureCLIInvocation.failure(exitStatus: 1, standardError: "ERROR: Please run 'az account set' to select a subscription").code == .notSignedIn)

@@ -58,6 +58,16 @@ enum BoundedProcess {
         }
     }
 
+    /// The child gets no descriptor but its three standard ones: the service's sockets and files that
+    /// were opened without close-on-exec are none of the CLI's business.
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        // glibc 2.34+ has posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not
+        // declare; on an older libc the descriptors made with close-on-exec are still not inherited.
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") else { return }
+        _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
+    }
+
     /// Starts the child with its pipes.
     private static func spawn(executable: String, arguments: [String], environment: [String: String]) throws -> Child {
         var output: [Int32] = [-1, -1]
@@ -69,7 +79,9 @@ enum BoundedProcess {
             close(output[1])
             throw Failure.couldNotStart(reason)
         }
-        // Close-on-exec, so another child spawned meanwhile does not keep these pipes open.
+        // Close-on-exec, so a child spawned elsewhere meanwhile does not keep these pipes open (the
+        // reader would wait for that child's end to see its own child's). Glibc's module does not
+        // declare pipe2; the children spawned here close every inherited descriptor anyway.
         for descriptor in output + errors { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -77,6 +89,7 @@ enum BoundedProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        closeInheritedDescriptors(&actions)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
