@@ -252,7 +252,14 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
     public func withRefreshLock<Result: Sendable>(
         partition: TokenCachePartitionKey, resource: String, _ body: () async throws -> Result
     ) async throws -> Result {
-        try lifecycle.ensureOpen()
+        // Processes starting together take turns on the token even while their databases are still
+        // opening (on a busy machine that can outlast the first request): the lock is a file beside
+        // the database, so this waits for the open at most the busy timeout, then goes on.
+        do {
+            try lifecycle.ensureOpen()
+        } catch where !error.isConfigurationError {
+            if case .failed(let failure) = await lifecycle.waitUntilSettled(within: configuration.busyTimeout) { throw failure }
+        }
         return try await refreshCoordinator.run(partition: partition, resource: resource, body)
     }
 
