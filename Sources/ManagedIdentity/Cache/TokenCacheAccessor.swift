@@ -333,6 +333,9 @@ final class TokenCacheAccessor: Sendable {
     /// A read: `beforeAccess`, lookup, `afterAccess`. When `beforeAccess` fails the lookup is of
     /// what memory holds (the tokens this process loaded or fetched): a store that is down costs the
     /// first request of each token a fetch, not every request.
+    // Inlined: every hit of a cache with a backend comes through here, and as an async function of
+    // its own it cost a frame and about 130 ns a hit (measured in the issue 17 A/B, BENCHMARKS.md).
+    @inline(__always)
     private func read(
         _ entryKey: TokenCacheEntryKey, resource: String, correlationID: CorrelationID, logger: Logger
     ) async -> TokenCacheEntry? {
@@ -390,6 +393,8 @@ final class TokenCacheAccessor: Sendable {
 
     /// Counts every failure; logs and reports the first of an outage (the failures until a hook
     /// succeeds again), and logs the rest at debug only.
+    // Kept out of line: the cold path, which would otherwise make `read` too big to inline.
+    @inline(never)
     private func report(_ hook: TokenCacheBackendFailure.Hook, _ error: any Error, duringWrite: Bool, logger: Logger) {
         instruments.backendFailed(hook)
         guard cache.backendHealth.failed() else {

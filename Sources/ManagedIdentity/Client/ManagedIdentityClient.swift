@@ -143,9 +143,9 @@ public final class ManagedIdentityClient: Sendable {
     /// ``resource(fromScope:)``, remembering the last scope that had a suffix to cut.
     @inline(__always)
     private func resource(fromScope scope: String) throws(ManagedIdentityError) -> String {
-        guard Self.hasDefaultSuffix(scope) else { return try Self.resource(fromScope: scope) }
+        guard Self.hasDefaultSuffix(scope) else { return try Self.validated(resource: scope) }
         if let last = lastScope.withLock({ $0 }), last.scope == scope { return last.resource }
-        let resource = try Self.resource(fromScope: scope)
+        let resource = try Self.validated(resource: Self.droppingDefaultSuffix(scope))
         lastScope.withLock { $0 = (scope, resource) }
         return resource
     }
@@ -157,7 +157,17 @@ public final class ManagedIdentityClient: Sendable {
 
     /// Removes one trailing `/.default`, exactly and case-sensitively, as MSAL.NET and Go do.
     static func resource(fromScope scope: String) throws(ManagedIdentityError) -> String {
-        let resource = hasDefaultSuffix(scope) ? String(scope.dropLast("/.default".count)) : scope
+        try validated(resource: hasDefaultSuffix(scope) ? droppingDefaultSuffix(scope) : scope)
+    }
+
+    /// `scope` without its last nine characters, `/.default`.
+    private static func droppingDefaultSuffix(_ scope: String) -> String {
+        String(scope.dropLast("/.default".count))
+    }
+
+    /// `resource`, unless it is empty or all spaces.
+    @inline(__always)
+    private static func validated(resource: String) throws(ManagedIdentityError) -> String {
         // A first byte that is not a space settles it without walking the characters of the resource.
         guard let first = resource.utf8.first, first > 0x20 || !resource.allSatisfy(\.isWhitespace) else {
             throw ManagedIdentityError(
