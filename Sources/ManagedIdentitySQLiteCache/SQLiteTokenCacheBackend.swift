@@ -201,7 +201,7 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
             var generation: Int64 = 0
             var entries: [TokenCacheEntry] = []
             try db.inTransaction(.immediate) {
-                try Self.touchPartition(db, partition)
+                generation = try Self.touchPartition(db, partition)
                 try db.execute(
                     sql: """
                         INSERT INTO tokens (partition_key, resource, token_type, access_token, expires_on, refresh_on, cached_at)
@@ -216,8 +216,6 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
                         entry.refreshOn.map(Self.epoch), Self.epoch(entry.cachedAt),
                     ])
                 try Self.applyRetention(db, key: key, written: entry.key, retention: retention)
-                generation = try Int64.fetchOne(
-                    db, sql: "SELECT generation FROM partitions WHERE partition_key = ?", arguments: [key.rawValue]) ?? 0
                 entries = try self.entries(db, key: key)
                 return .commit
             }
@@ -263,8 +261,10 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
         return try await refreshCoordinator.run(partition: partition, resource: resource, body)
     }
 
-    /// Creates the partition's row, or bumps its generation.
-    private static func touchPartition(_ db: Database, _ partition: TokenCachePartitionDescriptor) throws {
+    /// Creates the partition's row, or gives it a new generation, and returns that generation (which
+    /// the rest of the write's transaction does not change: no statement to read it back).
+    private static func touchPartition(_ db: Database, _ partition: TokenCachePartitionDescriptor) throws -> Int64 {
+        let generation = try nextGeneration(db)
         try db.execute(
             sql: """
                 INSERT INTO partitions (partition_key, source, identity_kind, identity_id, endpoint, generation)
@@ -273,8 +273,9 @@ public final class SQLiteTokenCacheBackend: TokenCacheStorage, InspectableTokenC
                 """,
             arguments: [
                 partition.key.rawValue, partition.source.rawValue, partition.identity.kind.rawValue,
-                partition.identity.id, partition.endpoint, try nextGeneration(db),
+                partition.identity.id, partition.endpoint, generation,
             ])
+        return generation
     }
 
     /// A generation no partition of this database ever had: a partition removed and written again
