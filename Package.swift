@@ -240,6 +240,7 @@ let package = Package(
             name: "ManagedIdentityEmulatorTests",
             dependencies: [
                 "ManagedIdentity", "ManagedIdentityEmulator", "ManagedIdentityTesting", "ManagedIdentityFileCache", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),

@@ -1,8 +1,10 @@
 import Foundation
-import ManagedIdentity
 import ManagedIdentityEmulator
+import NIOCore
 import TestSupport
 import Testing
+
+@testable import ManagedIdentity
 
 /// What the transport's connect timeout means: the network, and nothing else. A TLS handshake a busy
 /// peer does late is not an unreachable endpoint; an address that never accepts still is, quickly.
@@ -24,6 +26,20 @@ struct TransportTimeoutTests {
             let token = try await client.token(for: "https://vault.azure.net")
             #expect(token.tokenSource == .identityProvider)
             #expect(emulator.statistics.tokensIssued == 1)
+        }
+    }
+
+    /// Service Fabric's pinned connection connects to an IP literal directly: no name lookup on
+    /// another thread and hops back to the event loop inside the 2 s connect bound (on a busy host
+    /// those hops timed out connects to a reachable emulator). A name still goes through the resolver.
+    @Test func aPinnedConnectionToAnIPAddressNeedsNoResolver() throws {
+        let v4 = try #require(PinnedTLSConnection.socketAddress(host: "127.0.0.1", port: 2377))
+        #expect(v4.ipAddress == "127.0.0.1" && v4.port == 2377)
+        let v6 = try #require(PinnedTLSConnection.socketAddress(host: "::1", port: 443))
+        #expect(v6.protocol == .inet6 && v6.port == 443)
+        #expect(PinnedTLSConnection.socketAddress(host: "10.0.0.4", port: 2377) != nil)
+        for name in ["localhost", "sfcluster.example", "999.0.0.1", "", "[::1]"] {
+            #expect(PinnedTLSConnection.socketAddress(host: name, port: 2377) == nil, "\(name)")
         }
     }
 

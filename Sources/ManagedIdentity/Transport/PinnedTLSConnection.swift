@@ -31,7 +31,10 @@ enum PinnedTLSConnection {
         let head = makeHead(request)
         let body = request.body
 
-        let serverHostname = isIPAddress(request.host) ? nil : request.host
+        let port = request.port ?? 443
+        let address = socketAddress(host: request.host, port: port)
+        // Server name indication carries host names only, never an IP literal.
+        let serverHostname = address == nil ? request.host : nil
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(connectTimeout))
             .channelInitializer { channel in
@@ -55,7 +58,12 @@ enum PinnedTLSConnection {
         let timeout = eventLoop.scheduleTask(in: TimeAmount(request.timeout)) {
             promise.fail(TimeoutReached())
         }
-        let connect = bootstrap.connect(host: request.host, port: request.port ?? 443)
+        let connect =
+            if let address {
+                bootstrap.connect(to: address)
+            } else {
+                bootstrap.connect(host: request.host, port: port)
+            }
         connect.whenFailure { promise.fail($0) }
         promise.futureResult.whenComplete { _ in
             timeout.cancel()
@@ -124,8 +132,15 @@ enum PinnedTLSConnection {
             headers: headers)
     }
 
-    private static func isIPAddress(_ host: String) -> Bool {
-        host.contains(":") || host.allSatisfy { $0.isASCIIDigit || $0 == "." }
+    /// The address to connect to without a resolver, when the host is an IP literal (as Service
+    /// Fabric's endpoint is). A host name goes through NIO's Happy Eyeballs, whose connect timer
+    /// starts before a name lookup on another thread and two hops back to the event loop; on a busy
+    /// host those hops, not the network, spent the 2 s and a reachable endpoint was reported
+    /// unreachable. Connecting to the address starts the timer after the `connect` call itself, and
+    /// each time the event loop wakes it handles completed I/O before due timers, so the 2 s bound
+    /// the kernel's connect, not trips between threads.
+    static func socketAddress(host: String, port: Int) -> SocketAddress? {
+        try? SocketAddress(ipAddress: host, port: port)
     }
 
     struct TimeoutReached: Error {}
