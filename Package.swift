@@ -209,9 +209,11 @@ let package = Package(
             name: "PersistentCacheTests",
             dependencies: [
                 "TestSupport", "ManagedIdentity", "ManagedIdentityFileCache", "ManagedIdentitySQLiteCache",
-                "ManagedIdentityCacheConformance", "ManagedIdentityEmulator", "ManagedIdentityTesting",
+                "ManagedIdentityCacheConformance", "ManagedIdentityEmulator", "ManagedIdentityTesting", "CacheBackendSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Fixtures")],
             swiftSettings: swiftSettings

@@ -1,8 +1,12 @@
+import CacheBackendSupport
 import Foundation
+import InMemoryLogging
+import Logging
 import ManagedIdentity
 import ManagedIdentityFileCache
 import ManagedIdentitySQLiteCache
 import ManagedIdentityTesting
+import Synchronization
 import Testing
 import TestSupport
 
@@ -103,5 +107,40 @@ struct StoreFaultTests {
         #expect(holderResult.status == 0, "\(holderResult.errors)")
         let stored = await storedResources(backend, expecting: Set(resources))
         #expect(Set(resources).isSubset(of: stored), "\(Set(resources).subtracting(stored).count) tokens were never written")
+    }
+
+    /// Processes whose SQLite databases are still opening (another process holds the open past the
+    /// bound, as a slow open on a busy machine does) still take turns on a token: the refresh lock is
+    /// a file beside the database and needs no open database. It once failed at once instead, and
+    /// processes starting together each sent their own request.
+    @Test func aSQLiteDatabaseStillOpeningStillTakesTurnsOnAToken() async throws {
+        let location = try BackendKind.sqlite.makeLocation()
+        try FileManager.default.createDirectory(
+            atPath: location + ".locks", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let opening = try #require(try await FileLock.acquire(path: location + ".locks/open.lock", timeout: .seconds(10)))
+        defer { opening.release() }
+
+        // The second instance waits for the turn at most 200 ms, then fetches and says so: that
+        // warning is how this test sees it found the first one's lock.
+        let logs = InMemoryLogHandler()
+        let holder = SQLiteTokenCacheBackend(path: location, configuration: .init(busyTimeout: .milliseconds(50)))
+        let waiter = SQLiteTokenCacheBackend(
+            path: location, configuration: .init(refreshLockTimeout: .milliseconds(200), busyTimeout: .milliseconds(50)),
+            logger: Logger(label: "waiter", factory: { _ in logs }))
+        let partition = TokenCachePartitionKey(source: .imds, endpoint: "http://e", identity: .systemAssigned, hostDiscriminator: "h")
+
+        let order = Mutex<[String]>([])
+        try await holder.withRefreshLock(partition: partition, resource: "https://r") {
+            order.withLock { $0.append("holder") }
+            // The waiter runs its whole turn while the holder holds the lock.
+            try await waiter.withRefreshLock(partition: partition, resource: "https://r") {
+                order.withLock { $0.append("waiter") }
+            }
+        }
+        #expect(order.withLock { $0 } == ["holder", "waiter"])
+        #expect(
+            logs.entries.contains { "\($0.message)".contains("another process has been fetching this token") },
+            "the waiter did not find the holder's lock while both databases were still opening")
+        #expect(holder.state != .open && waiter.state != .open, "the databases opened: the test did not hold the open")
     }
 }
